@@ -1,0 +1,2 @@
+//! Mood heads: sequences of embeddings with labels in; trained heads, their cross-validated
+//! figures and their streaming ONNX export out.
