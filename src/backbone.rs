@@ -6,10 +6,14 @@
 //! that it lives in the same space as AudioSet's released embeddings). A loaded, optimised model
 //! is shared (`Arc`) by every analyser in the process.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use tract_onnx::prelude::*;
 
 use crate::features;
-use crate::models::{ModelDir, ModelError};
+use crate::models::{self, ModelDir, ModelError};
 
 /// Which network turns patches into embeddings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -88,6 +92,186 @@ pub trait Backbone: Send + Sync {
 }
 
 /// Loads (once per process and folder) and returns the backbone of `kind` from `dir`.
-pub fn load(_kind: BackboneKind, _dir: &ModelDir) -> Result<Arc<dyn Backbone>, BackboneError> {
-    todo!("backbone loading")
+///
+/// The first caller pays for loading and optimising the graph; later callers, on any thread,
+/// share it for as long as one of them holds it.
+pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, BackboneError> {
+    type Cache = Mutex<HashMap<(BackboneKind, PathBuf), Weak<dyn Backbone>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (kind, dir.path().to_owned());
+    // Loading under the lock is deliberate: instances created at once load the model once.
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(backbone) = cache.get(&key).and_then(Weak::upgrade) {
+        return Ok(backbone);
+    }
+    let backbone: Arc<dyn Backbone> = match kind {
+        BackboneKind::Yamnet => Arc::new(Yamnet::load(dir)?),
+        BackboneKind::Vggish => Arc::new(Vggish::load(dir)?),
+    };
+    cache.insert(key, Arc::downgrade(&backbone));
+    Ok(backbone)
+}
+
+type Plan = TypedSimplePlan;
+
+/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N = 1, optimises it, and
+/// returns the plan with the positions of the named outputs.
+fn load_graph(path: &Path, outputs: &[&str]) -> Result<(Arc<Plan>, Vec<usize>), ModelError> {
+    let corrupt = |reason: String| ModelError::Corrupt { path: path.to_owned(), reason };
+    let fail = |e: TractError| corrupt(format!("{e:#}"));
+    let model = tract_onnx::onnx().model_for_path(path).map_err(fail)?;
+    let names: Vec<String> = model
+        .output_outlets()
+        .map_err(fail)?
+        .iter()
+        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+        .collect();
+    let positions = outputs
+        .iter()
+        .map(|want| {
+            names
+                .iter()
+                .position(|n| n == want)
+                .ok_or_else(|| corrupt(format!("no output `{want}` (outputs: {names:?})")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = model
+        .with_input_fact(0, f32::fact([1, features::PATCH_FRAMES, features::MEL_BANDS]).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)?;
+    Ok((plan, positions))
+}
+
+/// Runs a backbone plan on one patch.
+fn run_patch(plan: &Arc<Plan>, patch: &[f32]) -> Result<TVec<TValue>, BackboneError> {
+    if patch.len() != features::PATCH_LEN {
+        return Err(BackboneError::Inference(format!(
+            "a patch has {} values, not {}",
+            patch.len(),
+            features::PATCH_LEN
+        )));
+    }
+    let fail = |e: TractError| BackboneError::Inference(format!("{e:#}"));
+    let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch).map_err(fail)?;
+    plan.run(tvec![input.into()]).map_err(fail)
+}
+
+fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, BackboneError> {
+    let v = output.as_slice::<f32>().map_err(|e| BackboneError::Inference(format!("{e:#}")))?;
+    if v.len() != expected {
+        return Err(BackboneError::Inference(format!("{what} has {} values, not {expected}", v.len())));
+    }
+    Ok(v.to_vec())
+}
+
+/// YAMNet (MobileNet v1 trained on AudioSet): 1024-D embedding and 521 class scores.
+pub struct Yamnet {
+    plan: Arc<Plan>,
+    scores_at: usize,
+    embedding_at: usize,
+}
+
+/// Number of AudioSet classes YAMNet scores.
+pub const YAMNET_CLASSES: usize = 521;
+
+impl Yamnet {
+    pub fn load(dir: &ModelDir) -> Result<Self, ModelError> {
+        let (plan, at) = load_graph(&dir.file(models::YAMNET_ONNX)?, &["scores", "embedding"])?;
+        Ok(Self { plan, scores_at: at[0], embedding_at: at[1] })
+    }
+}
+
+impl Backbone for Yamnet {
+    fn kind(&self) -> BackboneKind {
+        BackboneKind::Yamnet
+    }
+
+    fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError> {
+        let out = run_patch(&self.plan, patch)?;
+        Ok(BackboneOutput {
+            embedding: values(&out[self.embedding_at], 1024, "YAMNet's embedding")?,
+            scores: Some(values(&out[self.scores_at], YAMNET_CLASSES, "YAMNet's scores")?),
+        })
+    }
+}
+
+/// VGGish (a VGG-like network trained on YouTube-8M audio) with AudioSet's postprocessing.
+pub struct Vggish {
+    plan: Arc<Plan>,
+    postprocess: VggishPostprocess,
+}
+
+impl Vggish {
+    pub fn load(dir: &ModelDir) -> Result<Self, ModelError> {
+        // Read the small PCA file first: a missing one is reported before the slow graph load.
+        let postprocess = VggishPostprocess::load(&dir.file(models::VGGISH_PCA)?)?;
+        let (plan, _) = load_graph(&dir.file(models::VGGISH_ONNX)?, &["embedding"])?;
+        Ok(Self { plan, postprocess })
+    }
+}
+
+impl Backbone for Vggish {
+    fn kind(&self) -> BackboneKind {
+        BackboneKind::Vggish
+    }
+
+    fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError> {
+        let out = run_patch(&self.plan, patch)?;
+        let raw = values(&out[0], VGGISH_DIM, "VGGish's embedding")?;
+        let quantized = self.postprocess.quantize(&raw);
+        Ok(BackboneOutput { embedding: quantized.iter().map(|&q| dequantize(q)).collect(), scores: None })
+    }
+}
+
+/// VGGish's embedding size.
+pub const VGGISH_DIM: usize = 128;
+/// The released AudioSet embeddings are PCA-whitened values clipped to ±2 and mapped to 0..255.
+const QUANTIZE_MIN: f64 = -2.0;
+const QUANTIZE_MAX: f64 = 2.0;
+
+/// The 8-bit value `q` of a released (or postprocessed) VGGish embedding, back in its PCA space:
+/// the inverse of the quantization step, `q * 4 / 255 - 2`.
+pub fn dequantize(q: u8) -> f32 {
+    (q as f64 * (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0 + QUANTIZE_MIN) as f32
+}
+
+/// `vggish_postprocess.py`: PCA whitening, clipping and 8-bit quantization, in float64 as numpy.
+pub struct VggishPostprocess {
+    /// 128x128, row-major: row `i` is the `i`-th eigenvector.
+    eigen_vectors: Vec<f64>,
+    means: Vec<f64>,
+}
+
+impl VggishPostprocess {
+    /// Reads `pca_eigen_vectors` (128x128) and `pca_means` (128x1) from `vggish_pca_params.npz`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        use tract_onnx::prelude::tract_ndarray::Array2;
+        let corrupt = |reason: String| ModelError::Corrupt { path: path.to_owned(), reason };
+        let file = std::fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
+        let mut npz = ndarray_npy::NpzReader::new(file).map_err(|e| corrupt(e.to_string()))?;
+        let eigen: Array2<f64> = npz.by_name("pca_eigen_vectors").map_err(|e| corrupt(format!("pca_eigen_vectors: {e}")))?;
+        let means: Array2<f64> = npz.by_name("pca_means").map_err(|e| corrupt(format!("pca_means: {e}")))?;
+        if eigen.dim() != (VGGISH_DIM, VGGISH_DIM) || means.len() != VGGISH_DIM {
+            return Err(corrupt(format!(
+                "expected 128x128 eigenvectors and 128 means, found {:?} and {:?}",
+                eigen.dim(),
+                means.dim()
+            )));
+        }
+        Ok(Self { eigen_vectors: eigen.iter().copied().collect(), means: means.iter().copied().collect() })
+    }
+
+    /// `quantize(clip(E · (x - μ), -2, 2))` to 0..255, truncating like numpy's `astype(uint8)`.
+    pub fn quantize(&self, embedding: &[f32]) -> [u8; VGGISH_DIM] {
+        let centred: Vec<f64> = embedding.iter().zip(&self.means).map(|(&x, m)| x as f64 - m).collect();
+        let mut out = [0u8; VGGISH_DIM];
+        for (i, q) in out.iter_mut().enumerate() {
+            let row = &self.eigen_vectors[i * VGGISH_DIM..(i + 1) * VGGISH_DIM];
+            let whitened: f64 = row.iter().zip(&centred).map(|(e, c)| e * c).sum();
+            let clipped = whitened.clamp(QUANTIZE_MIN, QUANTIZE_MAX);
+            *q = ((clipped - QUANTIZE_MIN) * (255.0 / (QUANTIZE_MAX - QUANTIZE_MIN))) as u8;
+        }
+        out
+    }
 }

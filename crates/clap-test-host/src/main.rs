@@ -1,1 +1,129 @@
-fn main() {}
+//! `clap-test-host run --plugin target/bundled/Moodscope.clap --input music.ogg --rate 44100
+//! --block 512|variable ...`: plays audio through a CLAP plugin and prints a JSON report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clap_test_host::audio::BlockPlan;
+use clap_test_host::scenario::{self, Scenario, Source};
+
+#[derive(Parser)]
+#[command(version, about = "A small CLAP host that tests a plugin with real audio")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play audio through the plugin and report passthrough, parameters, state and moods as JSON.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The `.clap` bundle.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// Plugin id inside the bundle (default: the first).
+    #[arg(long)]
+    plugin_id: Option<String>,
+    /// Audio file to play (OGG, WAV, FLAC).
+    #[arg(long, conflicts_with = "silence")]
+    input: Option<PathBuf>,
+    /// Play this many seconds of silence instead of a file.
+    #[arg(long)]
+    silence: Option<f64>,
+    /// Play only the first seconds of the input.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Seconds of silence appended after the input.
+    #[arg(long, default_value_t = 0.0)]
+    then_silence: f64,
+    /// Host sample rate; repeat for one activation per rate (the audio is resampled to each).
+    #[arg(long = "rate", default_value = "44100")]
+    rates: Vec<u32>,
+    /// Channels: 1 (mono) or 2 (stereo).
+    #[arg(long, default_value_t = 2)]
+    channels: usize,
+    /// Block size: a number, `variable` or `variable:MAX`.
+    #[arg(long, default_value = "512")]
+    block: BlockPlan,
+    /// Render offline (CLAP render extension) instead of in real time.
+    #[arg(long)]
+    offline: bool,
+    /// Deliver blocks at this many times real time (default: as fast as possible).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Overwrite stretches with NaN, Inf, denormals and noise from this second on.
+    #[arg(long)]
+    faults_at: Option<f64>,
+    /// Reset the plugin at this second of each pass.
+    #[arg(long)]
+    reset_at: Option<f64>,
+    /// Set a parameter before activation: `NAME=PLAIN_VALUE` (repeatable).
+    #[arg(long = "set", value_parser = parse_assignment)]
+    set: Vec<(String, f64)>,
+    /// Save the state, load it into a fresh instance and run that one.
+    #[arg(long)]
+    state_roundtrip: bool,
+    /// Ask the plugin to log every window here (sets MOODSCOPE_WINDOW_LOG) and report them.
+    #[arg(long)]
+    window_log: Option<PathBuf>,
+}
+
+fn parse_assignment(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let value = value.parse().map_err(|_| format!("`{value}` is not a number"))?;
+    Ok((name.to_owned(), value))
+}
+
+fn main() -> ExitCode {
+    let Command::Run(args) = Cli::parse().command;
+    if let Some(path) = &args.window_log {
+        // Before the plugin is loaded and before any thread exists.
+        std::env::set_var("MOODSCOPE_WINDOW_LOG", path);
+    }
+    let source = match (&args.input, args.silence) {
+        (Some(path), _) => Source::File(path.clone()),
+        (None, Some(seconds)) => Source::Silence { rate: args.rates[0], seconds },
+        (None, None) => {
+            eprintln!("error: give --input FILE or --silence SECONDS");
+            return ExitCode::from(2);
+        }
+    };
+    let scenario = Scenario {
+        plugin: args.plugin,
+        plugin_id: args.plugin_id,
+        source,
+        seconds: args.seconds,
+        then_silence: args.then_silence,
+        rates: args.rates,
+        channels: args.channels,
+        blocks: args.block,
+        offline: args.offline,
+        speed: args.speed,
+        faults_at: args.faults_at,
+        reset_at: args.reset_at,
+        set: args.set,
+        state_roundtrip: args.state_roundtrip,
+        window_log: args.window_log,
+    };
+    match scenario::run(&scenario) {
+        Ok(report) => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The host: loads a `.clap`, instantiates a plugin, and drives it the way a DAW does.
+//!
+//! In: a bundle path, audio, a block plan, parameter changes. Out: the processed audio, the
+//! plugin's parameters (id, name, range, value, text), its saved state, its reported latency.
+//! Processing runs on a separate audio thread, as in a real host; everything else on the thread
+//! that owns the `Host` (the "main thread").
+
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
+use clack_extensions::latency::PluginLatency;
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::ParamValueEvent;
+use clack_host::prelude::*;
+use serde::Serialize;
+
+use crate::audio::{Audio, BlockPlan};
+
+/// What the host asks of the plugin's threads.
+#[derive(Default)]
+pub struct Shared {
+    callback_requested: AtomicBool,
+    restart_requested: AtomicBool,
+}
+
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {
+        self.restart_requested.store(true, Ordering::SeqCst);
+    }
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback_requested.store(true, Ordering::SeqCst);
+    }
+}
+
+pub struct MainThread;
+impl MainThreadHandler<'_> for MainThread {}
+
+/// The host's handler types (no host-side extensions: the plugin must cope without them).
+pub struct TestHost;
+impl HostHandlers for TestHost {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = MainThread;
+    type AudioProcessor<'a> = ();
+}
+
+/// One parameter as the host sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParamDesc {
+    pub id: u32,
+    pub name: String,
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+    pub value: f64,
+    /// The plugin's own text for the current value (with its unit).
+    pub text: String,
+    pub stepped: bool,
+    pub automatable: bool,
+}
+
+/// How one stream is played through the plugin.
+#[derive(Clone, Copy, Debug)]
+pub struct Playback {
+    pub blocks: BlockPlan,
+    /// `Some(x)`: deliver blocks at x times real time (the audio thread sleeps between them, as
+    /// a sound card paces a DAW); `None`: as fast as the plugin goes.
+    pub speed: Option<f64>,
+    /// Call the plugin's `reset()` at this frame (a transport jump).
+    pub reset_at: Option<usize>,
+}
+
+/// What a plugin did with one stream.
+#[derive(Debug)]
+pub struct Processed {
+    pub output: Vec<Vec<f32>>,
+    pub blocks: usize,
+    /// Longest single `process()` call.
+    pub max_process: Duration,
+}
+
+/// A loaded plugin instance.
+pub struct Host {
+    // Field order matters: the instance must go before the entry (library) it came from.
+    instance: PluginInstance<TestHost>,
+    entry: PluginEntry,
+    pub id: String,
+    pub name: String,
+    params: Option<PluginParams>,
+    state: Option<PluginState>,
+    render: Option<PluginRender>,
+    audio_ports: Option<PluginAudioPorts>,
+    latency: Option<PluginLatency>,
+}
+
+impl Host {
+    /// Loads the bundle and instantiates its first plugin (or the one with `plugin_id`).
+    pub fn load(bundle: &Path, plugin_id: Option<&str>) -> Result<Self> {
+        if !bundle.exists() {
+            bail!(
+                "no plugin bundle at {} (build it with `cargo xtask bundle moodscope --features assert_process_allocs`)",
+                bundle.display()
+            );
+        }
+        // SAFETY: loading a plugin runs its code; this is what a host is for. The bundle is ours.
+        let entry = unsafe { PluginEntry::load(bundle) }.with_context(|| format!("loading {}", bundle.display()))?;
+        let factory = entry.get_plugin_factory().ok_or_else(|| anyhow!("{} has no plugin factory", bundle.display()))?;
+        let (id, name) = factory
+            .plugin_descriptors()
+            .filter_map(|d| {
+                let id = d.id()?.to_str().ok()?.to_owned();
+                let name = d.name().and_then(|n| n.to_str().ok()).unwrap_or("").to_owned();
+                Some((id, name))
+            })
+            .find(|(id, _)| plugin_id.is_none_or(|want| want == id))
+            .ok_or_else(|| anyhow!("{} has no plugin {}", bundle.display(), plugin_id.unwrap_or("at all")))?;
+        let host_info = HostInfo::new("clap-test-host", "Moodscope", "https://example.invalid", "0.1.0")
+            .map_err(|e| anyhow!("host info: {e:?}"))?;
+        let c_id = CString::new(id.clone())?;
+        let instance =
+            PluginInstance::<TestHost>::new(|_| Shared::default(), |_| MainThread, &entry, &c_id, &host_info)
+                .map_err(|e| anyhow!("instantiating {id}: {e}"))?;
+        let handle = instance.plugin_shared_handle();
+        let params = handle.get_extension();
+        let state = handle.get_extension();
+        let render = handle.get_extension();
+        let audio_ports = handle.get_extension();
+        let latency = handle.get_extension();
+        Ok(Self { instance, entry, id, name, params, state, render, audio_ports, latency })
+    }
+
+    pub fn entry(&self) -> &PluginEntry {
+        &self.entry
+    }
+
+    /// Runs main-thread callbacks the plugin asked for.
+    pub fn idle(&mut self) {
+        let requested = self.instance.access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst));
+        if requested {
+            self.instance.call_on_main_thread_callback();
+        }
+    }
+
+    /// Whether the plugin asked to be restarted (deactivated and activated again).
+    pub fn take_restart_request(&mut self) -> bool {
+        self.instance.access_shared_handler(|s| s.restart_requested.swap(false, Ordering::SeqCst))
+    }
+
+    /// The plugin's parameters, with current values and their text.
+    pub fn params(&mut self) -> Result<Vec<ParamDesc>> {
+        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let mut handle = self.instance.plugin_handle();
+        let mut out = Vec::new();
+        for index in 0..ext.count(&mut handle) {
+            let mut buffer = ParamInfoBuffer::new();
+            let info = ext.get_info(&mut handle, index, &mut buffer).ok_or_else(|| anyhow!("no info for parameter {index}"))?;
+            let id = info.id;
+            let name = String::from_utf8_lossy(info.name).into_owned();
+            let flags = info.flags;
+            let (min, max, default) = (info.min_value, info.max_value, info.default_value);
+            let value = ext.get_value(&mut handle, id).ok_or_else(|| anyhow!("no value for parameter {name}"))?;
+            let mut text = [0u8; 256];
+            let text = ext
+                .value_to_text(&mut handle, id, value, &mut text)
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .unwrap_or_default();
+            out.push(ParamDesc {
+                id: id.get(),
+                name,
+                min,
+                max,
+                default,
+                value,
+                text,
+                stepped: flags.contains(clack_extensions::params::ParamInfoFlags::IS_STEPPED),
+                automatable: flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets parameters (plain values) while the plugin is inactive, through `flush`.
+    pub fn set_params(&mut self, values: &[(u32, f64)]) -> Result<()> {
+        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let mut events = EventBuffer::new();
+        for &(id, value) in values {
+            events.push(&ParamValueEvent::new(0, ClapId::new(id), Pckn::match_all(), value, Cookie::empty()));
+        }
+        let mut output = EventBuffer::new();
+        let mut handle = self
+            .instance
+            .inactive_plugin_handle()
+            .ok_or_else(|| anyhow!("parameters are set here only while the plugin is inactive"))?;
+        ext.flush(&mut handle, &events.as_input(), &mut output.as_output());
+        Ok(())
+    }
+
+    /// The plugin's id for a parameter name.
+    pub fn param_id(&mut self, name: &str) -> Result<u32> {
+        self.params()?
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.id)
+            .ok_or_else(|| anyhow!("no parameter named {name}"))
+    }
+
+    pub fn save_state(&mut self) -> Result<Vec<u8>> {
+        let ext = self.state.ok_or_else(|| anyhow!("the plugin has no state extension"))?;
+        let mut bytes = Vec::new();
+        ext.save(&mut self.instance.plugin_handle(), &mut bytes).map_err(|e| anyhow!("{e}"))?;
+        Ok(bytes)
+    }
+
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let ext = self.state.ok_or_else(|| anyhow!("the plugin has no state extension"))?;
+        ext.load(&mut self.instance.plugin_handle(), &mut &bytes[..]).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Switches between real-time and offline rendering (before activation, as hosts do).
+    pub fn set_offline(&mut self, offline: bool) -> Result<()> {
+        let ext = self.render.ok_or_else(|| anyhow!("the plugin has no render extension"))?;
+        let mode = if offline { RenderMode::Offline } else { RenderMode::Realtime };
+        ext.set(&mut self.instance.plugin_handle(), mode).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Channel counts of the plugin's main input and output ports.
+    pub fn main_port_channels(&mut self) -> Result<(u32, u32)> {
+        let ext = self.audio_ports.ok_or_else(|| anyhow!("the plugin has no audio-ports extension"))?;
+        let mut handle = self.instance.plugin_handle();
+        let mut channels = [0u32; 2];
+        for (slot, is_input) in channels.iter_mut().zip([true, false]) {
+            let mut buffer = AudioPortInfoBuffer::new();
+            if ext.count(&mut handle, is_input) > 0 {
+                if let Some(info) = ext.get(&mut handle, 0, is_input, &mut buffer) {
+                    *slot = info.channel_count;
+                }
+            }
+        }
+        Ok((channels[0], channels[1]))
+    }
+
+    /// The latency the plugin reports, in samples (valid once activated).
+    pub fn latency(&mut self) -> Option<u32> {
+        let ext = self.latency?;
+        Some(ext.get(&mut self.instance.plugin_handle()))
+    }
+
+    /// Activates at `rate` for blocks up to `max_block`; returns the audio processor.
+    pub fn activate(&mut self, rate: u32, max_block: usize) -> Result<StoppedPluginAudioProcessor<TestHost>> {
+        let config = PluginAudioConfiguration {
+            sample_rate: rate as f64,
+            min_frames_count: 1,
+            max_frames_count: u32::try_from(max_block)?,
+        };
+        self.instance.activate(|_, _| (), config).map_err(|e| anyhow!("activating at {rate} Hz: {e}"))
+    }
+
+    pub fn deactivate(&mut self, processor: StoppedPluginAudioProcessor<TestHost>) {
+        self.instance.deactivate(processor);
+    }
+
+    /// Plays `input` through an activated plugin on a separate audio thread; returns the output.
+    pub fn process(
+        &mut self,
+        processor: StoppedPluginAudioProcessor<TestHost>,
+        input: &Audio,
+        playback: Playback,
+    ) -> Result<(StoppedPluginAudioProcessor<TestHost>, Processed)> {
+        let channels = input.channels.len();
+        let frames = input.frames();
+        let sizes = playback.blocks.sizes(frames);
+        let max_block = playback.blocks.max_block();
+        let rate = input.rate as f64;
+        let (processor, result) = std::thread::scope(|scope| {
+            scope
+                .spawn(move || -> (StoppedPluginAudioProcessor<TestHost>, Result<Processed>) {
+                    let mut started = match processor.start_processing() {
+                        Ok(started) => started,
+                        Err(e) => {
+                            let message = format!("{e}");
+                            return (e.into_stopped_processor(), Err(anyhow!("start_processing: {message}")));
+                        }
+                    };
+                    let mut output = vec![vec![0.0f32; frames]; channels];
+                    let mut in_block = vec![vec![0.0f32; max_block]; channels];
+                    let mut out_block = vec![vec![0.0f32; max_block]; channels];
+                    let mut input_ports = AudioPorts::with_capacity(channels, 1);
+                    let mut output_ports = AudioPorts::with_capacity(channels, 1);
+                    let events = EventBuffer::new();
+                    let mut out_events = EventBuffer::new();
+                    let start = Instant::now();
+                    let mut max_process = Duration::ZERO;
+                    let mut at = 0usize;
+                    let mut steady = 0u64;
+                    for &n in &sizes {
+                        if let Some(speed) = playback.speed {
+                            let due = Duration::from_secs_f64(at as f64 / rate / speed);
+                            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                        if playback.reset_at.is_some_and(|r| r >= at && r < at + n) {
+                            started.reset();
+                        }
+                        for (b, c) in in_block.iter_mut().zip(&input.channels) {
+                            b[..n].copy_from_slice(&c[at..at + n]);
+                        }
+                        let audio_in = input_ports.with_input_buffers([AudioPortBuffer {
+                            latency: 0,
+                            channels: AudioPortBufferType::f32_input_only(
+                                in_block.iter_mut().map(|b| InputChannel::variable(&mut b[..n])),
+                            ),
+                        }]);
+                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
+                            latency: 0,
+                            channels: AudioPortBufferType::f32_output_only(out_block.iter_mut().map(|b| &mut b[..n])),
+                        }]);
+                        out_events.clear();
+                        let t = Instant::now();
+                        let status = started.process(
+                            &audio_in,
+                            &mut audio_out,
+                            &events.as_input(),
+                            &mut out_events.as_output(),
+                            Some(steady),
+                            None,
+                        );
+                        max_process = max_process.max(t.elapsed());
+                        if let Err(e) = status {
+                            let message = format!("process() at frame {at}: {e}");
+                            return (started.stop_processing(), Err(anyhow!(message)));
+                        }
+                        for (o, b) in output.iter_mut().zip(&out_block) {
+                            o[at..at + n].copy_from_slice(&b[..n]);
+                        }
+                        at += n;
+                        steady += n as u64;
+                    }
+                    (started.stop_processing(), Ok(Processed { output, blocks: sizes.len(), max_process }))
+                })
+                .join()
+                .map_err(|_| anyhow!("the audio thread panicked"))
+        })
+        .map(|(p, r)| (p, r))?;
+        Ok((processor, result?))
+    }
+}
+
+/// Compares output with input sample by sample, bit for bit (NaN payloads included).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Passthrough {
+    pub bit_exact: bool,
+    /// Samples whose bits differ.
+    pub mismatches: usize,
+    /// First differing (channel, frame).
+    pub first_mismatch: Option<(usize, usize)>,
+}
+
+pub fn compare_passthrough(input: &Audio, output: &[Vec<f32>]) -> Passthrough {
+    let mut mismatches = 0;
+    let mut first_mismatch = None;
+    for (c, (i, o)) in input.channels.iter().zip(output).enumerate() {
+        for (f, (a, b)) in i.iter().zip(o).enumerate() {
+            if a.to_bits() != b.to_bits() {
+                mismatches += 1;
+                first_mismatch.get_or_insert((c, f));
+            }
+        }
+        mismatches += i.len().abs_diff(o.len());
+    }
+    Passthrough { bit_exact: mismatches == 0 && input.channels.len() == output.len(), mismatches, first_mismatch }
+}

@@ -1,0 +1,14 @@
+//! A small CLAP host for tests, on clack-host.
+//!
+//! In: a built `.clap` bundle and real music. Out: proof that the plugin behaves in a host —
+//! audio passes through bit for bit at any rate and block size, parameters and state work,
+//! activation cycles are clean — and what the plugin published (read from its window log).
+//!
+//! `host` drives one plugin instance; `audio` decodes, resamples and cuts test audio;
+//! `window_log` reads the plugin's opt-in per-window CSV; `scenario` strings these into the runs
+//! the `clap-test-host` binary performs and reports as JSON.
+
+pub mod audio;
+pub mod host;
+pub mod scenario;
+pub mod window_log;

@@ -1,0 +1,183 @@
+//! A run: load the plugin, set parameters, round-trip its state, then activate, play the audio
+//! through and deactivate, once per rate asked for; report everything as JSON.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::audio::{self, Audio, BlockPlan};
+use crate::host::{compare_passthrough, Host, ParamDesc, Passthrough, Playback};
+use crate::window_log::{self, WindowRow};
+
+/// Where the test audio comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    File(PathBuf),
+    Silence { rate: u32, seconds: f64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub plugin: PathBuf,
+    pub plugin_id: Option<String>,
+    pub source: Source,
+    /// Keep only the first seconds of the source.
+    pub seconds: Option<f64>,
+    /// Seconds of silence appended after the source.
+    pub then_silence: f64,
+    /// One activation per rate, in order (the audio is resampled to each).
+    pub rates: Vec<u32>,
+    pub channels: usize,
+    pub blocks: BlockPlan,
+    pub offline: bool,
+    pub speed: Option<f64>,
+    /// Overwrite stretches with NaN/Inf/denormals/noise starting at this second.
+    pub faults_at: Option<f64>,
+    /// Reset the plugin at this second of each pass (a transport jump).
+    pub reset_at: Option<f64>,
+    /// Parameters to set before activation: (name, plain value).
+    pub set: Vec<(String, f64)>,
+    /// Save the state, load it into a fresh instance, and use that one.
+    pub state_roundtrip: bool,
+    /// The plugin's window log to read back (the caller sets `MOODSCOPE_WINDOW_LOG` to it).
+    pub window_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pass {
+    pub rate: u32,
+    pub frames: usize,
+    pub blocks: usize,
+    pub latency: Option<u32>,
+    pub passthrough: Passthrough,
+    pub max_process_micros: u128,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateReport {
+    pub bytes: usize,
+    /// Every parameter of the fresh instance equals the saved one after loading.
+    pub params_restored: bool,
+    /// The state the fresh instance saves is the one it loaded.
+    pub resaved_identical: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub labels: Vec<String>,
+    pub windows: usize,
+    pub last: Option<WindowRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub plugin_id: String,
+    pub plugin_name: String,
+    pub ports: (u32, u32),
+    pub channels: usize,
+    pub blocks: String,
+    pub offline: bool,
+    pub faults: Vec<(String, (usize, usize))>,
+    pub params: Vec<ParamDesc>,
+    pub state: Option<StateReport>,
+    pub passes: Vec<Pass>,
+    pub published: Option<Published>,
+}
+
+pub fn run(s: &Scenario) -> Result<Report> {
+    if s.rates.is_empty() {
+        bail!("no rate to run at");
+    }
+    let mut host = Host::load(&s.plugin, s.plugin_id.as_deref())?;
+    if !s.set.is_empty() {
+        let mut values = Vec::new();
+        for (name, value) in &s.set {
+            values.push((host.param_id(name)?, *value));
+        }
+        host.set_params(&values)?;
+    }
+    let mut state = None;
+    if s.state_roundtrip {
+        let saved = host.save_state()?;
+        let before = host.params()?;
+        let mut fresh = Host::load(&s.plugin, s.plugin_id.as_deref())?;
+        fresh.load_state(&saved)?;
+        let after = fresh.params()?;
+        let resaved = fresh.save_state()?;
+        state = Some(StateReport {
+            bytes: saved.len(),
+            params_restored: before == after,
+            resaved_identical: resaved == saved,
+        });
+        drop(host);
+        host = fresh;
+    }
+    if s.offline {
+        host.set_offline(true)?;
+    }
+    let params = host.params()?;
+    let ports = host.main_port_channels()?;
+
+    let mut source = match &s.source {
+        Source::File(path) => audio::decode(path)?,
+        Source::Silence { rate, seconds } => Audio::silence(*rate, s.channels, *seconds),
+    };
+    if let Some(seconds) = s.seconds {
+        source.truncate_seconds(seconds);
+    }
+    let source = source.with_channels(s.channels);
+    let mut faults = Vec::new();
+    let mut passes = Vec::new();
+    for &rate in &s.rates {
+        let mut input = source.clone().resampled(rate).with_context(|| format!("resampling to {rate} Hz"))?;
+        if s.then_silence > 0.0 {
+            input.append(&Audio::silence(rate, s.channels, s.then_silence))?;
+        }
+        if let Some(at) = s.faults_at {
+            faults = audio::inject_faults(&mut input, at).into_iter().map(|(n, r)| (n, (r.start, r.end))).collect();
+        }
+        let processor = host.activate(rate, s.blocks.max_block())?;
+        let latency = host.latency();
+        let playback = Playback {
+            blocks: s.blocks,
+            speed: s.speed,
+            reset_at: s.reset_at.map(|t| (t * rate as f64) as usize),
+        };
+        let (processor, processed) = host.process(processor, &input, playback)?;
+        host.deactivate(processor);
+        host.idle();
+        passes.push(Pass {
+            rate,
+            frames: input.frames(),
+            blocks: processed.blocks,
+            latency,
+            passthrough: compare_passthrough(&input, &processed.output),
+            max_process_micros: processed.max_process.as_micros(),
+        });
+    }
+    let plugin_id = host.id.clone();
+    let plugin_name = host.name.clone();
+    // Destroying the instance stops its worker, which completes the window log.
+    drop(host);
+    let published = match &s.window_log {
+        Some(path) => {
+            let log = window_log::read(path)?;
+            Some(Published { labels: log.labels, windows: log.rows.len(), last: log.rows.last().cloned() })
+        }
+        None => None,
+    };
+    Ok(Report {
+        plugin_id,
+        plugin_name,
+        ports,
+        channels: s.channels,
+        blocks: s.blocks.to_string(),
+        offline: s.offline,
+        faults,
+        params,
+        state,
+        passes,
+        published,
+    })
+}

@@ -1,0 +1,89 @@
+//! The command line: `moodscope analyze|features|train|eval`.
+//!
+//! In: arguments and audio files (or AudioSet TFRecords for training). Out: mood timelines
+//! (CSV/JSON), log-mel patches (`.npy`), trained heads and their reports. Every subcommand runs
+//! the same core as the plugin (`engine`, `features`, `backbone`, `head`).
+//! Errors are one clear line on stderr naming the file and the reason; a batch carries on past a
+//! bad file and the exit code says something failed (1), or that nothing could run (2).
+
+mod analyze;
+mod features_cmd;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::backbone::BackboneKind;
+use crate::models::ModelDir;
+
+#[derive(Debug, Parser)]
+#[command(name = "moodscope", version, about = "How does this music feel? Happy, Sad, Angry or Scary, window by window.")]
+struct Cli {
+    /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or
+    /// ~/.local/share/moodscope/models).
+    #[arg(long, global = true, value_name = "DIR")]
+    models: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse audio files: one row per window with the four mood probabilities, the dominant
+    /// mood and music presence, and a summary per file.
+    Analyze(analyze::AnalyzeArgs),
+    /// Write a file's 96x64 log-mel patches as a float32 .npy array [patches, 96, 64].
+    Features(features_cmd::FeaturesArgs),
+}
+
+/// Exit status of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Some files failed (each reported on stderr); the rest were done.
+    SomeFailed,
+    /// Nothing could run (bad arguments, missing models, unwritable output).
+    Failed,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::SomeFailed => ExitCode::from(1),
+            Outcome::Failed => ExitCode::from(2),
+        }
+    }
+}
+
+/// Entry point of the `moodscope` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let models = cli.models.map(ModelDir::new).unwrap_or_else(ModelDir::locate);
+    let outcome = match cli.command {
+        Command::Analyze(args) => analyze::run(args, &models),
+        Command::Features(args) => features_cmd::run(args),
+    };
+    outcome.into()
+}
+
+/// Prints one error line for `subject` (a file, usually) on stderr.
+pub(crate) fn report_error(subject: &std::path::Path, reason: impl std::fmt::Display) {
+    eprintln!("moodscope: {}: {reason}", subject.display());
+}
+
+/// Parses a window hop given in seconds (0.01 s steps, at most 0.96 s) into STFT frames.
+pub(crate) fn hop_frames(seconds: f64) -> Result<usize, String> {
+    let frames = (seconds * 100.0).round();
+    if !(1.0..=crate::features::PATCH_FRAMES as f64).contains(&frames) || (frames / 100.0 - seconds).abs() > 1e-6 {
+        return Err(format!("--hop {seconds}: give seconds in 0.01 s steps from 0.01 to 0.96 (e.g. 0.48 or 0.96)"));
+    }
+    Ok(frames as usize)
+}
+
+fn parse_backbone(s: &str) -> Result<BackboneKind, String> {
+    s.parse()
+}

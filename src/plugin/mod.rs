@@ -1,0 +1,205 @@
+//! The Moodscope plugin (nice-plug; exported as CLAP and VST3 from `lib.rs`).
+//!
+//! In: the host's audio (mono or stereo, any rate the front end takes, any block size), its
+//! parameters and session state. Out: the same audio, bit for bit, with zero latency; and the mood
+//! of the music, published in `shared::Published` for the editor and the outputs.
+//!
+//! Threads:
+//! - audio thread: `process()` → `realtime::Feed` (downmix, push to the ring) and a wait-free read
+//!   of the published mood. Nothing else, ever (see `realtime.rs`).
+//! - worker thread (one per instance, `worker::Worker`): ring → analysis → smoothing → publish.
+//! - main thread: `activate()`/`deactivate()` create the ring for the host's rate and hand its
+//!   reading end to the worker.
+//!
+//! An offline render (`ProcessMode::Offline`) analyses inside `process()` instead, so that no
+//! window is dropped and the values are exactly those of `moodscope analyze` on the same audio.
+
+pub mod params;
+pub mod realtime;
+pub mod shared;
+pub mod worker;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use nice_plug::prelude::*;
+
+use crate::models::ModelDir;
+use crate::ring::sample_ring;
+
+use self::params::MoodscopeParams;
+use self::realtime::Feed;
+use self::shared::{Health, MoodSnapshot, Published};
+use self::worker::{OfflineRender, Worker};
+
+/// One plugin instance.
+pub struct Moodscope {
+    params: Arc<MoodscopeParams>,
+    published: Arc<Published>,
+    models: ModelDir,
+    /// Started on first activation (scanning a plugin must stay cheap).
+    worker: Option<Worker>,
+    /// Real-time or buffered processing: the audio thread's end of the ring.
+    feed: Option<Feed>,
+    /// Offline rendering: the analysis itself.
+    offline: Option<OfflineRender>,
+    /// The latest published mood, as read on the audio thread (for outputs sent from `process()`).
+    latest: MoodSnapshot,
+}
+
+impl Default for Moodscope {
+    fn default() -> Self {
+        Self {
+            params: Arc::new(MoodscopeParams::default()),
+            published: Arc::new(Published::default()),
+            models: ModelDir::locate(),
+            worker: None,
+            feed: None,
+            offline: None,
+            latest: MoodSnapshot::default(),
+        }
+    }
+}
+
+impl Moodscope {
+    /// What this instance publishes (moods, status, label names); shared with the editor.
+    pub fn published(&self) -> &Arc<Published> {
+        &self.published
+    }
+
+    /// The latest mood seen by the audio thread.
+    pub fn latest(&self) -> &MoodSnapshot {
+        &self.latest
+    }
+
+    fn worker(&mut self) -> Option<&Worker> {
+        if self.worker.is_none() {
+            match Worker::spawn(self.params.clone(), self.published.clone(), self.models.clone()) {
+                Ok(worker) => self.worker = Some(worker),
+                Err(e) => self.published.set_status(
+                    Health::Failed,
+                    format!("Could not start the analysis thread ({e}). Audio passes through unchanged."),
+                ),
+            }
+        }
+        self.worker.as_ref()
+    }
+}
+
+impl Plugin for Moodscope {
+    const NAME: &'static str = "Moodscope";
+    const VENDOR: &'static str = "Moodscope";
+    const URL: &'static str = "";
+    const EMAIL: &'static str = "";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(2),
+            main_output_channels: NonZeroU32::new(2),
+            ..AudioIOLayout::const_default()
+        },
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(1),
+            main_output_channels: NonZeroU32::new(1),
+            ..AudioIOLayout::const_default()
+        },
+    ];
+
+    const SAMPLE_ACCURATE_AUTOMATION: bool = false;
+
+    type Editor = ();
+    type SysExMessage = ();
+    type BackgroundTask = ();
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn activate(
+        &mut self,
+        _audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        context.set_latency_samples(0);
+        let sample_rate = buffer_config.sample_rate.round() as u32;
+        self.feed = None;
+        self.offline = None;
+        if buffer_config.process_mode == ProcessMode::Offline {
+            if let Some(worker) = self.worker() {
+                worker.stop();
+            }
+            self.offline = Some(OfflineRender::new(
+                &self.params,
+                sample_rate,
+                buffer_config.max_buffer_size as usize,
+                &self.models,
+                &self.published,
+            ));
+        } else {
+            let (writer, reader) = sample_ring(worker::ring_capacity(sample_rate));
+            if let Some(worker) = self.worker() {
+                worker.start(reader, sample_rate);
+                self.feed = Some(Feed::new(writer));
+            }
+        }
+        // Always activate: without analysis the plugin still passes audio through.
+        true
+    }
+
+    fn reset(&mut self) {
+        if let Some(feed) = &mut self.feed {
+            feed.reset();
+        }
+        if let Some(offline) = &mut self.offline {
+            util::permit_alloc(|| offline.reset(&self.params, &self.models, &self.published));
+        }
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        _context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        let channels = buffer.as_slice_immutable();
+        if let Some(feed) = &mut self.feed {
+            feed.push(channels);
+        } else if let Some(offline) = &mut self.offline {
+            // Offline: the host waits for us; allocating and analysing here is the point.
+            util::permit_alloc(|| offline.process(channels, &self.params, &self.published));
+        }
+        if let Some(snapshot) = self.published.read() {
+            self.latest = snapshot;
+        }
+        // An analyser must hear silence too (moods relax): keep being processed.
+        ProcessStatus::KeepAlive
+    }
+
+    fn deactivate(&mut self) {
+        if let Some(mut offline) = self.offline.take() {
+            offline.finish(&self.params, &self.published);
+        }
+        if self.feed.take().is_some() {
+            if let Some(worker) = &self.worker {
+                worker.stop();
+            }
+        }
+    }
+}
+
+impl ClapPlugin for Moodscope {
+    const CLAP_ID: &'static str = "org.moodscope.moodscope";
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Listens to the music and says, continuously, how it feels: Happy, Sad, Angry or Scary");
+    const CLAP_MANUAL_URL: Option<&'static str> = None;
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] =
+        &[ClapFeature::AudioEffect, ClapFeature::Analyzer, ClapFeature::Utility, ClapFeature::Stereo, ClapFeature::Mono];
+}
+
+impl Vst3Plugin for Moodscope {
+    const VST3_CLASS_ID: [u8; 16] = *b"MoodscopeAnalyse";
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Fx, Vst3SubCategory::Analyzer];
+}

@@ -1,0 +1,612 @@
+//! The worker: mono audio from the ring in, smoothed moods published out.
+//!
+//! A `Session` is one analysis stream: `engine::Analyser` (resample → log-mel → patch →
+//! backbone → head, the same code as `moodscope analyze`), then `engine::Smoother`, then
+//! `Published::publish`. The worker thread (one per plugin instance) drives a session from the
+//! ring; during an offline render `process()` drives one directly so no window is dropped.
+//!
+//! The thread never lets a failure escape: model files missing or corrupt, a bad head file or a
+//! panic in the analysis become a status line a user can act on, the audio keeps passing through,
+//! and the analysis is rebuilt (at once after a settings change or `Reload`, after a back-off
+//! after an error, so that models installed while the plugin runs are picked up).
+//!
+//! Control messages (start, stop, reload, shutdown) come from the main thread on a crossbeam
+//! channel; parameters are read from their atomics, so host automation needs no message (the
+//! audio thread sends nothing: a channel send may wake a thread, which is a syscall).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::engine::{
+    Analyser, AnalyserConfig, EngineError, HeadChoice, SmoothingSettings, Smoother, WindowReading,
+};
+use crate::models::ModelDir;
+use crate::ring::RingReader;
+
+use super::params::{AnalysisSettings, MoodscopeParams};
+use super::shared::{Health, MoodUpdate, Published};
+
+/// Environment variable naming a CSV file the analysis writes every window to (full-precision
+/// raw and smoothed values). Opt-in, for tests and for users checking a render; written by the
+/// worker (or an offline render), never by the real-time audio thread. Each new stream (after
+/// activation or a reset) starts the file afresh.
+pub const WINDOW_LOG_ENV: &str = "MOODSCOPE_WINDOW_LOG";
+
+/// How long the worker sleeps between looks at the ring when idle.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How far the analysis may fall behind the audio before the oldest audio is dropped.
+pub const MAX_LAG_SECONDS: f64 = 2.0;
+/// Ring length: room for the allowed lag and as much again for a worker that is not scheduled.
+pub const RING_SECONDS: f64 = 2.0 * MAX_LAG_SECONDS;
+/// Samples handed to the analyser at a time.
+const CHUNK: usize = 4096;
+/// Wait before retrying after a failed build (models missing or corrupt).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Back-off after a panic, doubled on each consecutive one, up to `MAX_PANIC_BACKOFF`.
+const FIRST_PANIC_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_PANIC_BACKOFF: Duration = Duration::from_secs(30);
+/// How long "audio dropped" stays in the status after the last drop.
+const DEGRADED_FOR: Duration = Duration::from_secs(10);
+
+/// Ring capacity for a host rate.
+pub fn ring_capacity(sample_rate: u32) -> usize {
+    (sample_rate as f64 * RING_SECONDS).ceil() as usize
+}
+
+/// Most samples allowed to wait in the ring before the oldest are dropped.
+pub fn max_backlog(sample_rate: u32) -> usize {
+    (sample_rate as f64 * MAX_LAG_SECONDS).ceil() as usize
+}
+
+/// One analysis stream: analyser, smoother, publication and the optional window log.
+pub struct Session {
+    analyser: Analyser,
+    smoother: Smoother,
+    settings: AnalysisSettings,
+    published: Arc<Published>,
+    readings: Vec<WindowReading>,
+    log: Option<WindowLog>,
+    /// Samples lost since the last reset (their time still counts in published timestamps).
+    dropped_since_reset: u64,
+    /// A problem that does not stop the analysis (e.g. the head file fell back to the default).
+    warning: Option<String>,
+}
+
+impl Session {
+    /// Builds the analyser for `settings` at `input_rate`. A head file that cannot be used falls
+    /// back to the default head, with a warning in the status.
+    pub fn new(
+        settings: &AnalysisSettings,
+        input_rate: u32,
+        models: &ModelDir,
+        published: Arc<Published>,
+    ) -> Result<Self, EngineError> {
+        let config = AnalyserConfig {
+            input_rate,
+            backbone: settings.backbone,
+            head: settings.head.clone(),
+            hop_frames: settings.hop_frames,
+        };
+        let (analyser, warning) = match Analyser::new(config.clone(), models) {
+            Ok(analyser) => (analyser, None),
+            Err(EngineError::Head(e)) if matches!(settings.head, HeadChoice::File(_)) => {
+                let analyser = Analyser::new(AnalyserConfig { head: HeadChoice::Default, ..config }, models)?;
+                (analyser, Some(format!("The head file could not be used ({e}); using the default head")))
+            }
+            Err(e) => return Err(e),
+        };
+        published.set_label_names(analyser.labels().clone());
+        let mut session = Self {
+            analyser,
+            smoother: Smoother::new(SmoothingSettings::default()),
+            settings: settings.clone(),
+            published,
+            readings: Vec::new(),
+            log: None,
+            dropped_since_reset: 0,
+            warning,
+        };
+        session.open_log();
+        Ok(session)
+    }
+
+    pub fn settings(&self) -> &AnalysisSettings {
+        &self.settings
+    }
+
+    pub fn analyser(&self) -> &Analyser {
+        &self.analyser
+    }
+
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    /// Back to the start of a stream: analyser, smoother and window log start afresh.
+    pub fn reset(&mut self) {
+        self.analyser.reset();
+        self.smoother.reset();
+        self.dropped_since_reset = 0;
+        self.open_log();
+    }
+
+    /// Counts audio lost before the next samples (it still advances the stream's clock).
+    pub fn note_dropped(&mut self, samples: u64) {
+        self.dropped_since_reset += samples;
+    }
+
+    /// Analyses `samples` (mono, input rate); publishes and logs every window they complete.
+    /// Returns how many windows that was.
+    pub fn push(&mut self, samples: &[f32], smoothing: SmoothingSettings) -> Result<usize, EngineError> {
+        #[cfg(debug_assertions)]
+        injected_panic();
+        self.readings.clear();
+        self.analyser.push(samples, &mut self.readings)?;
+        self.publish_readings(smoothing);
+        Ok(self.readings.len())
+    }
+
+    /// End of stream: analyses what the front end still holds (an offline render's last windows).
+    pub fn finish(&mut self, smoothing: SmoothingSettings) -> Result<usize, EngineError> {
+        self.readings.clear();
+        self.analyser.finish(&mut self.readings)?;
+        self.publish_readings(smoothing);
+        Ok(self.readings.len())
+    }
+
+    fn publish_readings(&mut self, smoothing: SmoothingSettings) {
+        self.smoother.set_settings(smoothing);
+        let hop_seconds = self.analyser.config().hop_seconds();
+        let dropped_seconds = self.dropped_since_reset as f64 / self.analyser.config().input_rate as f64;
+        for reading in &self.readings {
+            let state = self.smoother.update(reading, hop_seconds);
+            let audio_end_seconds = reading.end_seconds + dropped_seconds;
+            self.published.publish(&MoodUpdate {
+                probabilities: &state.probabilities,
+                dominant: state.dominant,
+                confidence: state.confidence,
+                presence: state.presence,
+                window: reading.index,
+                audio_end_seconds,
+            });
+            if let Some(log) = &mut self.log {
+                let sequence = self.published.sequence();
+                if let Err(e) = log.write(reading, state, sequence, audio_end_seconds) {
+                    self.warning = Some(format!("The window log {} could not be written ({e})", log.path.display()));
+                    self.log = None;
+                }
+            }
+        }
+    }
+
+    fn open_log(&mut self) {
+        self.log = None;
+        if let Some(path) = std::env::var_os(WINDOW_LOG_ENV) {
+            let path = PathBuf::from(path);
+            match WindowLog::create(&path, self.analyser.labels()) {
+                Ok(log) => self.log = Some(log),
+                Err(e) => self.warning = Some(format!("The window log {} could not be created ({e})", path.display())),
+            }
+        }
+    }
+}
+
+/// The opt-in CSV of every window: raw reading, then what was published.
+struct WindowLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl WindowLog {
+    fn create(path: &Path, labels: &[String]) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(File::create(path)?);
+        let raw: Vec<String> = labels.iter().map(|l| format!("raw_{l}")).collect();
+        writeln!(
+            out,
+            "window,start_seconds,end_seconds,raw_presence,{},sequence,audio_end_seconds,presence,dominant,confidence,{}",
+            raw.join(","),
+            labels.join(",")
+        )?;
+        out.flush()?;
+        Ok(Self { path: path.to_owned(), out })
+    }
+
+    /// One line; floats in Rust's shortest round-trip form, so they read back bit for bit.
+    fn write(
+        &mut self,
+        reading: &WindowReading,
+        state: &crate::engine::MoodState,
+        sequence: u64,
+        audio_end_seconds: f64,
+    ) -> std::io::Result<()> {
+        let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let dominant = state.dominant.map_or(String::new(), |d| d.to_string());
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            reading.index,
+            reading.start_seconds,
+            reading.end_seconds,
+            reading.presence,
+            join(&reading.probabilities),
+            sequence,
+            audio_end_seconds,
+            state.presence,
+            dominant,
+            state.confidence,
+            join(&state.probabilities),
+        )?;
+        self.out.flush()
+    }
+}
+
+/// Debug builds only: `MOODSCOPE_DEBUG_WORKER_PANICS=N` makes the first N analysis pushes of the
+/// process panic, so that the host tests can prove a panicking analysis is caught, reported and
+/// restarted. Release builds (what users install) have no such hook.
+#[cfg(debug_assertions)]
+fn injected_panic() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static LEFT: OnceLock<AtomicU32> = OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let n = std::env::var("MOODSCOPE_DEBUG_WORKER_PANICS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        AtomicU32::new(n)
+    });
+    if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        panic!("injected by MOODSCOPE_DEBUG_WORKER_PANICS");
+    }
+}
+
+/// Text of a caught panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+enum Control {
+    /// Analyse the audio arriving on this ring, at this rate.
+    Start { reader: RingReader, sample_rate: u32 },
+    /// The host deactivated the plugin: drop the stream.
+    Stop,
+    /// Rebuild the analysis now (model files or the head file changed).
+    Reload,
+    Shutdown,
+}
+
+/// Handle to one instance's worker thread. Dropping it stops the thread.
+pub struct Worker {
+    control: Sender<Control>,
+    exited: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker thread; it idles until `start`.
+    pub fn spawn(params: Arc<MoodscopeParams>, published: Arc<Published>, models: ModelDir) -> std::io::Result<Self> {
+        let (control, inbox) = crossbeam_channel::unbounded();
+        let (exited_tx, exited) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new().name("moodscope-worker".into()).spawn(move || {
+            run(inbox, &params, &published, &models);
+            let _ = exited_tx.send(());
+        })?;
+        Ok(Self { control, exited, thread: Some(thread) })
+    }
+
+    /// Analyse the audio the audio thread pushes into `reader`'s ring.
+    pub fn start(&self, reader: RingReader, sample_rate: u32) {
+        let _ = self.control.send(Control::Start { reader, sample_rate });
+    }
+
+    pub fn stop(&self) {
+        let _ = self.control.send(Control::Stop);
+    }
+
+    /// Rebuild the analysis now (after installing models or choosing another head file).
+    pub fn reload(&self) {
+        let _ = self.control.send(Control::Reload);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Shutdown);
+        // The thread finishes its current window (or model load) and exits. Wait for it so that
+        // logs are complete when the host unloads us, but never hang the host's main thread.
+        if self.exited.recv_timeout(Duration::from_secs(5)).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The worker thread's loop.
+fn run(inbox: Receiver<Control>, params: &MoodscopeParams, published: &Arc<Published>, models: &ModelDir) {
+    let mut stream: Option<Stream> = None;
+    loop {
+        let message = if stream.is_some() {
+            inbox.recv_timeout(POLL_INTERVAL)
+        } else {
+            inbox.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match message {
+            Ok(Control::Start { reader, sample_rate }) => {
+                published.set_status(Health::Starting, "Loading the analysis models");
+                stream = Some(Stream::new(reader, sample_rate));
+            }
+            Ok(Control::Stop) => {
+                stream = None;
+                published.set_status(Health::Starting, "Waiting for the host to start audio");
+            }
+            Ok(Control::Reload) => {
+                if let Some(stream) = &mut stream {
+                    stream.session = None;
+                    stream.retry_at = Instant::now();
+                }
+            }
+            Ok(Control::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let Some(active) = &mut stream else { continue };
+        let outcome = catch_unwind(AssertUnwindSafe(|| active.service(params, published, models)));
+        if let Err(payload) = outcome {
+            let message = panic_message(payload.as_ref());
+            published.add_restart();
+            published.set_status(
+                Health::Failed,
+                format!(
+                    "The analysis stopped on an internal error ({message}); restarting it in {:.1} s. \
+                     Audio passes through unchanged.",
+                    active.panic_backoff.as_secs_f64()
+                ),
+            );
+            active.session = None;
+            active.retry_at = Instant::now() + active.panic_backoff;
+            active.panic_backoff = (active.panic_backoff * 2).min(MAX_PANIC_BACKOFF);
+        }
+    }
+}
+
+/// The worker's side of one activation.
+struct Stream {
+    reader: RingReader,
+    sample_rate: u32,
+    session: Option<Session>,
+    /// When to (re)try building the session.
+    retry_at: Instant,
+    panic_backoff: Duration,
+    buffer: Vec<f32>,
+    last_drop: Option<Instant>,
+    /// The analyser's count of NaN/Inf input samples as last seen, and when it last grew.
+    non_finite_seen: u64,
+    last_non_finite: Option<Instant>,
+    /// The status last shown, to avoid rewriting it every poll.
+    shown: Option<(Health, String)>,
+}
+
+impl Stream {
+    fn new(reader: RingReader, sample_rate: u32) -> Self {
+        Self {
+            reader,
+            sample_rate,
+            session: None,
+            retry_at: Instant::now(),
+            panic_backoff: FIRST_PANIC_BACKOFF,
+            buffer: vec![0.0; CHUNK],
+            last_drop: None,
+            non_finite_seen: 0,
+            last_non_finite: None,
+            shown: None,
+        }
+    }
+
+    /// One look: rebuild if settings changed, then analyse what waits in the ring.
+    fn service(&mut self, params: &MoodscopeParams, published: &Arc<Published>, models: &ModelDir) {
+        let settings = params.analysis_settings();
+        if self.session.as_ref().is_some_and(|s| s.settings() != &settings) {
+            self.session = None;
+            self.retry_at = Instant::now();
+        }
+        if self.session.is_none() && Instant::now() >= self.retry_at {
+            match Session::new(&settings, self.sample_rate, models, published.clone()) {
+                Ok(session) => {
+                    // What queued during the model load is analysed next, within the lag limit.
+                    self.session = Some(session);
+                    self.shown = None;
+                }
+                Err(e) => {
+                    self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
+                    self.show(published, Health::Failed, format!("{e}. Audio passes through unchanged."));
+                }
+            }
+        }
+        // At most one backlog's worth per look, so control messages are never starved.
+        let backlog = max_backlog(self.sample_rate);
+        let mut budget = backlog;
+        loop {
+            let want = self.buffer.len().min(budget);
+            let read = self.reader.read(&mut self.buffer[..want], backlog);
+            let Some(session) = &mut self.session else {
+                // No analysis: keep the ring drained so nothing overruns; nothing is lost that
+                // would have been analysed.
+                if read.len == 0 {
+                    break;
+                }
+                budget = budget.saturating_sub(read.len);
+                continue;
+            };
+            if read.reset {
+                session.reset();
+            }
+            if read.dropped > 0 {
+                session.note_dropped(read.dropped);
+                published.add_dropped_samples(read.dropped);
+                self.last_drop = Some(Instant::now());
+            }
+            if read.len == 0 {
+                break;
+            }
+            budget = budget.saturating_sub(read.len);
+            if let Err(e) = session.push(&self.buffer[..read.len], params.smoothing_settings()) {
+                self.session = None;
+                self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
+                self.show(published, Health::Failed, format!("The analysis failed: {e}. Audio passes through unchanged."));
+                return;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        if let Some(session) = &self.session {
+            self.panic_backoff = FIRST_PANIC_BACKOFF;
+            let (health, message) = self.running_status(session, published);
+            self.show(published, health, message);
+        }
+    }
+
+    fn running_status(&mut self, session: &Session, published: &Published) -> (Health, String) {
+        let recent = |at: Option<Instant>| at.is_some_and(|at| at.elapsed() < DEGRADED_FOR);
+        let non_finite = session.analyser().non_finite_samples();
+        if non_finite > self.non_finite_seen {
+            self.last_non_finite = Some(Instant::now());
+        }
+        self.non_finite_seen = non_finite;
+        if let Some(warning) = session.warning() {
+            (Health::Degraded, warning.to_owned())
+        } else if recent(self.last_drop) {
+            let seconds = published.dropped_samples() as f64 / self.sample_rate as f64;
+            (
+                Health::Degraded,
+                format!(
+                    "The analysis is falling behind the audio: {seconds:.1} s skipped so far \
+                     (too many instances for this machine?)"
+                ),
+            )
+        } else if recent(self.last_non_finite) {
+            (
+                Health::Degraded,
+                "The input holds NaN or infinite samples: the analysis hears silence there \
+                 (the audio itself passes through untouched)"
+                    .to_owned(),
+            )
+        } else {
+            (Health::Running, format!("Listening ({})", session.settings().backbone.name()))
+        }
+    }
+
+    fn show(&mut self, published: &Published, health: Health, message: String) {
+        if self.shown.as_ref() != Some(&(health, message.clone())) {
+            published.set_status(health, message.clone());
+            self.shown = Some((health, message));
+        }
+    }
+}
+
+/// The analysis of an offline render, run inside `process()`: the host waits for it, so every
+/// window is analysed and the result is the same as `moodscope analyze` on the same audio.
+/// Allocates and may take milliseconds per block: only for `ProcessMode::Offline`.
+pub struct OfflineRender {
+    session: Option<Session>,
+    sample_rate: u32,
+    mono: Vec<f32>,
+}
+
+impl OfflineRender {
+    /// Builds the analysis now (on the host's main thread, in `activate()`).
+    pub fn new(params: &MoodscopeParams, sample_rate: u32, max_block: usize, models: &ModelDir, published: &Arc<Published>) -> Self {
+        let mut render = Self { session: None, sample_rate, mono: vec![0.0; max_block] };
+        render.build(params, models, published);
+        render
+    }
+
+    fn build(&mut self, params: &MoodscopeParams, models: &ModelDir, published: &Arc<Published>) {
+        let settings = params.analysis_settings();
+        let built = catch_unwind(AssertUnwindSafe(|| Session::new(&settings, self.sample_rate, models, published.clone())));
+        self.session = match built {
+            Ok(Ok(session)) => {
+                match session.warning() {
+                    Some(w) => published.set_status(Health::Degraded, w),
+                    None => published.set_status(Health::Running, format!("Rendering offline ({})", settings.backbone.name())),
+                }
+                Some(session)
+            }
+            Ok(Err(e)) => {
+                published.set_status(Health::Failed, format!("{e}. Audio passes through unchanged."));
+                None
+            }
+            Err(payload) => {
+                self.fail(published, &panic_message(payload.as_ref()));
+                None
+            }
+        };
+    }
+
+    fn fail(&mut self, published: &Published, message: &str) {
+        published.add_restart();
+        published.set_status(
+            Health::Failed,
+            format!(
+                "The analysis stopped on an internal error ({message}); it restarts with the next \
+                 render. Audio passes through unchanged."
+            ),
+        );
+        self.session = None;
+    }
+
+    /// Analyses one block of planar channels.
+    pub fn process<C: AsRef<[f32]>>(&mut self, channels: &[C], params: &MoodscopeParams, published: &Published) {
+        let Some(session) = &mut self.session else { return };
+        let frames = channels.iter().map(|c| c.as_ref().len()).min().unwrap_or(0);
+        if self.mono.len() < frames {
+            self.mono.resize(frames, 0.0);
+        }
+        let parts: Vec<&[f32]> = channels.iter().map(|c| &c.as_ref()[..frames]).collect();
+        crate::engine::downmix_planar(&parts, &mut self.mono[..frames]);
+        let smoothing = params.smoothing_settings();
+        let mono = &self.mono[..frames];
+        match catch_unwind(AssertUnwindSafe(|| session.push(mono, smoothing))) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                published.set_status(Health::Failed, format!("The analysis failed: {e}. Audio passes through unchanged."));
+                self.session = None;
+            }
+            Err(payload) => self.fail(published, &panic_message(payload.as_ref())),
+        }
+    }
+
+    /// Back to the start of the render; a session lost to an error is rebuilt.
+    pub fn reset(&mut self, params: &MoodscopeParams, models: &ModelDir, published: &Arc<Published>) {
+        let current = params.analysis_settings();
+        match &mut self.session {
+            Some(session) if session.settings() == &current => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| session.reset())) {
+                    self.fail(published, &panic_message(payload.as_ref()));
+                }
+            }
+            _ => self.build(params, models, published),
+        }
+    }
+
+    /// The render ended: analyse the windows the last audio completes.
+    pub fn finish(&mut self, params: &MoodscopeParams, published: &Published) {
+        let Some(session) = &mut self.session else { return };
+        let smoothing = params.smoothing_settings();
+        match catch_unwind(AssertUnwindSafe(|| session.finish(smoothing))) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => published.set_status(Health::Failed, format!("The analysis failed: {e}")),
+            Err(payload) => self.fail(published, &panic_message(payload.as_ref())),
+        }
+    }
+}
