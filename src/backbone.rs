@@ -158,11 +158,11 @@ fn run_patch(plan: &Arc<Plan>, patch: &[f32]) -> Result<TVec<TValue>, BackboneEr
 }
 
 fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, BackboneError> {
-    let v = output.as_slice::<f32>().map_err(|e| BackboneError::Inference(format!("{e:#}")))?;
+    let v = output.to_plain_array_view::<f32>().map_err(|e| BackboneError::Inference(format!("{e:#}")))?;
     if v.len() != expected {
         return Err(BackboneError::Inference(format!("{what} has {} values, not {expected}", v.len())));
     }
-    Ok(v.to_vec())
+    Ok(v.iter().copied().collect())
 }
 
 /// YAMNet (MobileNet v1 trained on AudioSet): 1024-D embedding and 521 class scores.

@@ -316,9 +316,11 @@ impl MoodHead for TrainedHead {
         }
         let outputs = self.graph.plan.run(inputs).map_err(fail)?;
         let probabilities = outputs[self.graph.probabilities_at]
-            .as_slice::<f32>()
+            .to_plain_array_view::<f32>()
             .map_err(fail)?
-            .to_vec();
+            .iter()
+            .copied()
+            .collect::<Vec<f32>>();
         if probabilities.len() != m.labels.len() || probabilities.iter().any(|p| !p.is_finite()) {
             return Err(HeadError::Inference(format!("head {} produced {probabilities:?}", m.name)));
         }

@@ -18,9 +18,13 @@ pub mod engine;
 pub mod features;
 pub mod head;
 pub mod models;
+pub mod plugin;
 pub mod ring;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod decode;
+
+nice_plug::nice_export_clap!(plugin::Moodscope);
+nice_plug::nice_export_vst3!(plugin::Moodscope);

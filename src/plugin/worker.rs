@@ -469,9 +469,10 @@ impl Stream {
                 break;
             }
         }
-        if let Some(session) = &self.session {
+        if let Some(session) = self.session.take() {
             self.panic_backoff = FIRST_PANIC_BACKOFF;
-            let (health, message) = self.running_status(session, published);
+            let (health, message) = self.running_status(&session, published);
+            self.session = Some(session);
             self.show(published, health, message);
         }
     }

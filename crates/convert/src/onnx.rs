@@ -516,7 +516,7 @@ pub(crate) fn check_in_tract(
                 value.shape()
             ));
         }
-        let view = value.to_array_view::<f32>().map_err(|e| e.to_string())?;
+        let view = value.to_plain_array_view::<f32>().map_err(|e| e.to_string())?;
         if view.iter().any(|v| !v.is_finite()) {
             return Err(format!("output `{name}` is not finite for a silent patch"));
         }

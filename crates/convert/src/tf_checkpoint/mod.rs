@@ -487,8 +487,7 @@ fn slice_extents(
             }
             Ok(start..end)
         })
-        .collect::<Result<_, &str>>()
-        .map_err(|e| e.to_string())
+        .collect::<Result<_, String>>()
 }
 
 /// The float32 values of a `TensorProto`, from `float_val` or `tensor_content`.

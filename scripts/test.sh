@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README, `.ci/run`): installs what the tests need on a fresh Debian machine
+# (system packages, the Python reference tools, the model files), builds the plugin bundles and
+# runs every test of the workspace.
+#
+# Models come from MOODSCOPE_MODEL_MIRROR when it is set (CI: ../shared/models), else from their
+# official homes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+
+echo "== system packages"
+$sudo apt-get update -qq
+# hyperrogue-music: freely licensed music (Ogg Vorbis) for real-music tests; xvfb: a real X
+# server for the editor screenshot; the X11/GL/ALSA/JACK headers: nice-plug's windowing and
+# standalone.
+$sudo apt-get install -y -qq --no-install-recommends \
+  hyperrogue-music xvfb xauth libx11-dev libx11-xcb-dev libxcb1-dev libxcb-dri2-0-dev \
+  libxcb-icccm4-dev libxcursor-dev libxkbcommon-dev libgl1-mesa-dev libgl-dev \
+  libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
+
+echo "== python reference tools"
+python3 -m pip install -q -r tests/python/requirements.txt
+python3 -m pip install -q --no-deps torchvggish==0.2
+
+echo "== models"
+cargo xtask install-models
+
+echo "== plugin bundles"
+cargo xtask bundle moodscope --release
+
+echo "== tests"
+cargo test --workspace --features moodscope/cli --no-fail-fast
