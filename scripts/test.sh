@@ -22,7 +22,7 @@ $sudo apt-get install -y -qq --no-install-recommends \
   libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
 
 echo "== python reference tools"
-python3 -m pip install -q -r tests/python/requirements.txt
+python3 -m pip install -q -r tests/python/requirements-convert.txt
 python3 -m pip install -q --no-deps torchvggish==0.2
 
 echo "== models"

@@ -988,7 +988,8 @@ mod tests {
 
     #[test]
     fn silence_gives_the_log_of_the_offset() {
-        let patches = log_mel_patches(&vec![0.0; 16_000], YAMNET_LOG_OFFSET, 48).unwrap();
+        // 24 000 samples: 148 frames, so two patches 48 frames apart.
+        let patches = log_mel_patches(&vec![0.0; 24_000], YAMNET_LOG_OFFSET, 48).unwrap();
         assert_eq!(patches.len(), 2);
         let floor = f64::from(YAMNET_LOG_OFFSET).ln() as f32;
         assert!(patches.iter().all(|p| p.data.iter().all(|&v| v == floor)));

@@ -32,12 +32,37 @@ const TOLERANCE_16K: f64 = 1e-4;
 /// Largest absolute log-mel difference allowed per input rate (any band, any frame, any of
 /// the signals, both log offsets), and the mean absolute difference allowed over all values.
 /// See `resampled_tolerance` for where the numbers come from.
+///
+/// At 16 kHz nothing is resampled and the patches agree to float rounding (measured: max 2.9e-7).
+/// At other rates our rubato FFT resampler and the reference's resampy `kaiser_best` filter are
+/// different filters: the 16 kHz streams agree at 42–77 dB SNR on music, with no lag. Where the
+/// mel energy is far above the log offset this is a log-mel difference of a few thousandths; the
+/// large maxima sit where the energy is at the log floor (bands above the input's own Nyquist
+/// frequency at 8–22.05 kHz, the gaps beside a sine sweep, the top band in the resampler's
+/// transition region), where a tiny absolute difference in stopband leakage is a large
+/// difference of logarithms. Hence a loose max and a tight mean. Measured (max, mean) over every
+/// signal, both log offsets and both hops, on 2026-11-25: 8 kHz (1.21, 3.9e-3), 11.025 kHz
+/// (2.46, 2.7e-2), 22.05 kHz (2.40, 5.2e-3), 32 kHz (0.108, 2.6e-4), 44.1 kHz (0.776, 8.2e-4),
+/// 48 kHz (1.87, 5.6e-4), 96 kHz (1.28, 5.4e-4), 192 kHz (0.079, 1.2e-3). The tolerances leave
+/// about 25% headroom over those.
 fn resampled_tolerance(rate: u32) -> (f64, f64) {
     match rate {
         MODEL_RATE => (TOLERANCE_16K, TOLERANCE_16K),
-        _ => (f64::INFINITY, f64::INFINITY),
+        8_000 => (1.5, 5e-3),
+        11_025 => (3.0, 3.5e-2),
+        22_050 => (3.0, 6.5e-3),
+        32_000 => (0.135, 3.3e-4),
+        44_100 => (1.0, 1.05e-3),
+        48_000 => (2.35, 7e-4),
+        96_000 => (1.6, 7e-4),
+        192_000 => (0.1, 1.6e-3),
+        other => panic!("no tolerance stated for {other} Hz"),
     }
 }
+
+/// Largest mean absolute log-mel difference allowed on the real music alone, at any rate: what
+/// a network hears from our front end is, on average, within this of what it heard in training.
+const MUSIC_MEAN_TOLERANCE: f64 = 3.5e-2;
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -228,6 +253,11 @@ fn front_end_matches_the_reference_vggish_front_end() {
             music.map_or(f64::NAN, |m| m.mean()),
             diff.at
         );
+        if let Some(music) = music {
+            if music.mean() > MUSIC_MEAN_TOLERANCE {
+                failures.push(format!("{rate} Hz music: mean {:.3e} (tolerance {MUSIC_MEAN_TOLERANCE:.1e})", music.mean()));
+            }
+        }
         let (max, mean) = resampled_tolerance(*rate);
         if diff.max > max || diff.mean() > mean {
             failures.push(format!(

@@ -7,8 +7,10 @@
 //! bad file and the exit code says something failed (1), or that nothing could run (2).
 
 mod analyze;
+mod eval_cmd;
 mod features_cmd;
 mod report;
+mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,12 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write a file's 96x64 log-mel patches as a float32 .npy array [patches, 96, 64].
     Features(features_cmd::FeaturesArgs),
+    /// Train a mood head on your own labelled audio (one subfolder per label), report its
+    /// cross-validated figures and write it for `analyze --head` and the plugin; or, with
+    /// --audioset, rerun the study's Table 1 on AudioSet's released embeddings.
+    Train(train_cmd::TrainArgs),
+    /// Measure a trained head on labelled data: an AudioSet TFRecord file or audio folders.
+    Eval(eval_cmd::EvalArgs),
 }
 
 /// Exit status of a run.
@@ -66,6 +74,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args, &models),
         Command::Features(args) => features_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args, &models),
+        Command::Eval(args) => eval_cmd::run(args, &models),
     };
     outcome.into()
 }

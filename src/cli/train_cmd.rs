@@ -17,7 +17,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use moodscope_train::experiment::{self, Event, ExperimentOptions};
 use moodscope_train::{
-    cross_validate, export_head, plot_curves, plot_cv_confusion, train, CvReport, Dataset, EmbeddingSource, HeadSpec,
+    cross_validate, ClipDecision, export_head, plot_curves, plot_cv_confusion, train, CvReport, Dataset, EmbeddingSource, HeadSpec,
     Progress, Sequence,
 };
 
@@ -85,16 +85,17 @@ pub struct TrainArgs {
     /// Ensemble members (default: the recipe's).
     #[arg(long)]
     ensemble: Option<usize>,
-    /// Windows of a clip seen per training step: long files are cut to a random stretch of this
-    /// many seconds each epoch (0: whole files).
+    /// Seconds of each file seen per training step: longer files are cut to a random stretch of
+    /// this length, drawn anew every epoch (0: whole files). Cross-validation measures whole
+    /// files, each decided by the mean of its windows' probabilities.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     crop: f64,
     /// Folds of the stratified cross-validation.
     #[arg(long, default_value_t = 5)]
     folds: usize,
-    /// Cross-validation repeats, with seeds 1..=N.
-    #[arg(long, default_value_t = 1)]
-    seeds: u64,
+    /// Cross-validation repeats, with seeds 1..=N (default: 1; `--audioset`: 3).
+    #[arg(long)]
+    seeds: Option<u64>,
     /// Folder the head is written to (`--audioset`: default models/heads).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -154,14 +155,20 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
         }
     }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("models/heads"));
+    let command = std::iter::once("moodscope".to_owned())
+        .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
+        .collect::<Vec<_>>()
+        .join(" ");
     let options = ExperimentOptions {
         data: data.to_owned(),
         class_labels,
         folds: args.folds,
-        seeds: (1..=args.seeds.max(1)).collect(),
+        seeds: (1..=args.seeds.unwrap_or(3).max(1)).collect(),
         heads,
         figures: args.figures.clone().unwrap_or_else(|| out.join("figures")),
+        results: out.join("RESULTS.md"),
         export: Some(out),
+        command,
     };
     let start = Instant::now();
     match experiment::run(&options, &mut |event| match event {
@@ -369,6 +376,8 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
         spec.ensemble = ensemble;
     }
     spec.crop_windows = if args.crop > 0.0 { (args.crop / hop_seconds).round().max(1.0) as usize } else { 0 };
+    // A file is a whole recording, not a 10 s clip: it is decided by the mean of its windows.
+    spec.decision = Some(ClipDecision::MeanProbabilities);
     if let Err(e) = spec.check() {
         eprintln!("moodscope: {e}");
         return Outcome::Failed;
@@ -400,7 +409,7 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
     let incomplete = some_failed || !folders.warnings.is_empty();
     eprintln!("data: {data}");
 
-    let seeds: Vec<u64> = (1..=args.seeds.max(1)).collect();
+    let seeds: Vec<u64> = (1..=args.seeds.unwrap_or(1).max(1)).collect();
     let report = match cross_validate(&data, &spec, args.folds, &seeds, &mut progress_line) {
         Ok(report) => report,
         Err(e) => {
@@ -425,8 +434,13 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
     for w in &head.summary.warnings {
         eprintln!("moodscope: warning: {w}");
     }
-    let source = EmbeddingSource { backbone: args.backbone.name().into(), window_seconds: hop_seconds };
-    match export_head(&head, &out, &name, &source, report.figures_json()) {
+    let source = EmbeddingSource {
+        backbone: args.backbone.name().into(),
+        window_seconds: (features::PATCH_FRAMES * features::STFT_HOP) as f64 / features::MODEL_RATE as f64,
+        hop_seconds,
+    };
+    let figures = serde_json::json!({ "cross_validation": report.figures_json() });
+    match export_head(&head, &out, &name, &source, figures) {
         Ok(json) => {
             println!("wrote {} (trained in {seconds:.1} s on {} clips); use it with:", json.display(), head.summary.clips);
             println!(
@@ -462,4 +476,193 @@ pub(super) fn write_figures(report: &CvReport, dir: &Path) -> Result<(), String>
     plot_cv_confusion(report, &confusion).map_err(|e| e.to_string())?;
     eprintln!("figures: {} and {}", curves.display(), confusion.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! End to end on real music (Debian's `hyperrogue-music`) with the installed YAMNet: excerpts
+    //! of four tracks in two label folders (plus an empty label, an unreadable file and a stray
+    //! text file) → `moodscope train` → a head that the engine loads and `moodscope eval`
+    //! measures on later excerpts of the same tracks. A missing model or music file fails the
+    //! test; it never skips.
+
+    use std::path::{Path, PathBuf};
+
+    use clap::Parser;
+
+    use super::super::eval_cmd::{self, EvalArgs};
+    use super::*;
+    use crate::engine::{Analyser, AnalyserConfig, HeadChoice};
+
+    const MUSIC: &str = "/usr/share/hyperrogue/music";
+
+    #[derive(Parser)]
+    struct TrainCli {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    #[derive(Parser)]
+    struct EvalCli {
+        #[command(flatten)]
+        args: EvalArgs,
+    }
+
+    fn models() -> ModelDir {
+        let models = ModelDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+        if let Err(e) = models.file(crate::models::YAMNET_ONNX) {
+            panic!("{e}");
+        }
+        models
+    }
+
+    fn track(name: &str) -> (Vec<f32>, u32) {
+        let path = Path::new(MUSIC).join(name);
+        read_mono_file(&path).unwrap_or_else(|e| panic!("{}: {e} (apt-get install hyperrogue-music)", path.display()))
+    }
+
+    /// Writes `samples` as a 16-bit PCM mono WAV file.
+    fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+        let data: Vec<u8> =
+            samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+        let mut bytes = Vec::with_capacity(44 + data.len());
+        bytes.extend_from_slice(b"RIFF");
+        bytes.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+        bytes.extend_from_slice(&rate.to_le_bytes());
+        bytes.extend_from_slice(&(rate * 2).to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&16u16.to_le_bytes());
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Excerpts of `seconds` starting at `starts` (seconds) of each track into `dir/label/`.
+    fn excerpts(dir: &Path, label: &str, tracks: &[(&str, &(Vec<f32>, u32))], starts: &[f64], seconds: f64) -> Vec<PathBuf> {
+        let folder = dir.join(label);
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut written = Vec::new();
+        for (name, (samples, rate)) in tracks {
+            for &start in starts {
+                let from = (start * *rate as f64) as usize;
+                let to = from + (seconds * *rate as f64) as usize;
+                assert!(to <= samples.len(), "{name} is shorter than {start} + {seconds} s");
+                let path = folder.join(format!("{}-{start:03}.wav", name.trim_end_matches(".ogg")));
+                write_wav(&path, &samples[from..to], *rate);
+                written.push(path);
+            }
+        }
+        written
+    }
+
+    #[test]
+    fn trains_on_labelled_folders_of_real_music_and_the_head_loads_and_measures() {
+        let models = models();
+        let songs: Vec<(&str, (Vec<f32>, u32))> =
+            ["hr3-rlyeh.ogg", "hr3-graveyard.ogg", "hr-savino-caribbean.ogg", "hr3-jungle.ogg"]
+                .into_iter()
+                .map(|name| (name, track(name)))
+                .collect();
+        let dark = [(songs[0].0, &songs[0].1), (songs[1].0, &songs[1].1)];
+        let bright = [(songs[2].0, &songs[2].1), (songs[3].0, &songs[3].1)];
+        let work = tempfile::tempdir().unwrap();
+        let data = work.path().join("data");
+        excerpts(&data, "dark", &dark, &[4.0, 14.0, 24.0, 34.0], 8.0);
+        excerpts(&data, "bright", &bright, &[4.0, 14.0, 24.0, 34.0], 8.0);
+        // Bad input: an empty label, an unreadable "audio" file, a stray text file, a loose file.
+        std::fs::create_dir_all(data.join("empty")).unwrap();
+        std::fs::write(data.join("dark/broken.wav"), b"RIFF\x10\0\0\0WAVEnot really").unwrap();
+        std::fs::write(data.join("bright/notes.txt"), b"not audio").unwrap();
+        std::fs::write(data.join("README"), b"loose").unwrap();
+
+        let out = work.path().join("heads");
+        let cli = TrainCli::parse_from([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--name",
+            "mine",
+            "--epochs",
+            "20",
+            "--ensemble",
+            "2",
+        ]);
+        assert_eq!(run(cli.args, &models), Outcome::SomeFailed, "a file was unreadable: exit status 1");
+        let json = out.join("mine.json");
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        // Labels in folder order, the empty one left out.
+        assert_eq!(meta["labels"], serde_json::json!(["bright", "dark"]));
+        assert_eq!(meta["backbone"], "yamnet");
+        assert_eq!(meta["embedding_dim"], 1024);
+        assert_eq!(meta["hop_seconds"], 0.48);
+        assert_eq!(meta["clip_decision"], "mean_probabilities");
+        let cv = &meta["training"]["figures"]["cross_validation"];
+        assert_eq!(cv["clips"], 16, "{cv}");
+        assert!(cv["accuracy"].as_f64().unwrap() >= 0.8, "{cv}");
+        assert!(cv["warnings"].to_string().contains("`empty` has no clips"), "{cv}");
+        assert!(out.join("mine-figures/validation-accuracy.png").is_file());
+        assert!(out.join("mine-figures/confusion.png").is_file());
+
+        // `analyze --head` runs it through the engine, with the trained labels.
+        let held_out = work.path().join("held-out");
+        let bright_files = excerpts(&held_out, "bright", &bright, &[44.0, 52.0], 8.0);
+        excerpts(&held_out, "dark", &dark, &[44.0, 52.0], 8.0);
+        let (samples, rate) = read_mono_file(&bright_files[0]).unwrap();
+        let config = AnalyserConfig {
+            input_rate: rate,
+            backbone: BackboneKind::Yamnet,
+            head: HeadChoice::File(json.clone()),
+            hop_frames: None,
+        };
+        let mut analyser = Analyser::new(config, &models).unwrap();
+        assert_eq!(analyser.labels().to_vec(), vec!["bright".to_string(), "dark".to_string()]);
+        let mut readings = Vec::new();
+        analyser.push(&samples, &mut readings).unwrap();
+        analyser.finish(&mut readings).unwrap();
+        assert!(readings.len() >= 10, "{} windows", readings.len());
+        for r in &readings {
+            assert_eq!(r.probabilities.len(), 2);
+            assert!((r.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+
+        // `eval` measures it on the later excerpts, which it never trained on.
+        let eval = EvalCli::parse_from([
+            "eval",
+            "--head",
+            json.to_str().unwrap(),
+            held_out.to_str().unwrap(),
+            "--figures",
+            work.path().join("eval").to_str().unwrap(),
+        ]);
+        let (report, name, some_failed) = eval_cmd::measure(&eval.args, &models).unwrap();
+        println!("{report}");
+        assert_eq!((name.as_str(), some_failed, report.clips), ("mine", false, 8));
+        assert!(report.accuracy.value >= 0.75, "{report}");
+        assert_eq!(eval_cmd::run(eval.args, &models), Outcome::Done);
+        assert!(work.path().join("eval/confusion-mine.png").is_file());
+    }
+
+    #[test]
+    fn unusable_training_folders_are_clear_errors() {
+        let work = tempfile::tempdir().unwrap();
+        let err = list_label_folders(&work.path().join("missing")).err().unwrap();
+        assert!(err.contains("missing") && err.contains("cannot read"), "{err}");
+        std::fs::create_dir_all(work.path().join("only")).unwrap();
+        let err = list_label_folders(work.path()).err().unwrap();
+        assert!(err.contains("at least two") && err.contains("found 1"), "{err}");
+        // Two labels, but one of them has nothing readable: training cannot go on.
+        std::fs::create_dir_all(work.path().join("other")).unwrap();
+        std::fs::write(work.path().join("only/a.wav"), b"garbage").unwrap();
+        std::fs::write(work.path().join("other/b.flac"), b"garbage").unwrap();
+        let cli = TrainCli::parse_from(["train", "--data", work.path().to_str().unwrap(), "--out", work.path().to_str().unwrap()]);
+        assert_eq!(run(cli.args, &models()), Outcome::Failed);
+        assert!(!work.path().join(format!("{}.json", default_name(work.path(), BackboneKind::Yamnet))).exists());
+    }
 }

@@ -101,23 +101,32 @@ fn fetch(file: &ModelFile, dest: &Path, mirror: Option<&Path>) -> Result<&'stati
         return Ok("already installed, sha256 ok");
     }
     let partial = dest.join(format!("{}.part", file.name));
+    let source = match mirror {
+        Some(mirror) => mirror.join(file.name).display().to_string(),
+        None => file.url.to_owned(),
+    };
     let result = match mirror {
-        Some(mirror) => {
-            let source = mirror.join(file.name);
-            if !source.is_file() {
-                bail!("{} is not in the mirror", source.display());
-            }
-            std::fs::copy(&source, &partial).map(|_| ()).with_context(|| format!("copying {}", source.display()))
-        }
+        Some(_) if !Path::new(&source).is_file() => Err(anyhow::anyhow!("{source} is not in the mirror")),
+        Some(_) => copy_writable(Path::new(&source), &partial),
         None => download(file.url, &partial),
     }
-    .and_then(|()| check(file, &partial));
+    .and_then(|()| check(file, &partial).with_context(|| format!("{source} was refused")));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
     std::fs::rename(&partial, &target)?;
     Ok(if mirror.is_some() { "copied from the mirror, sha256 ok" } else { "downloaded, sha256 ok" })
+}
+
+/// Copies a mirror file; the copy is writable even where the mirror is read-only.
+fn copy_writable(source: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(source, to).with_context(|| format!("copying {}", source.display()))?;
+    let mut permissions = std::fs::metadata(to)?.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(to, permissions)?;
+    Ok(())
 }
 
 /// Refuses a file whose size or sha256 is not the official one.
@@ -130,7 +139,7 @@ fn check(file: &ModelFile, path: &Path) -> Result<()> {
     let what = if bytes < file.bytes { "truncated" } else { "not the official file" };
     bail!(
         "{} is {what}: {bytes} bytes with sha256 {sha256}, expected {} bytes with sha256 {}",
-        path.display(),
+        file.name,
         file.bytes,
         file.sha256
     )
@@ -154,18 +163,11 @@ fn download(url: &str, to: &Path) -> Result<()> {
 
 type Converter = fn(&Path, &Path) -> Result<moodscope_convert::ConversionSummary, moodscope_convert::ConvertError>;
 
-/// Converts `source` to `onnx` unless the ONNX file was already made from this very source.
+/// Converts `source` to `onnx`. Always redone (a second or so per model): an ONNX file made by
+/// an older converter is never kept.
 fn convert(dest: &Path, source: &str, onnx: &str, converter: Converter) -> Result<()> {
-    let source_path = dest.join(source);
-    let onnx_path = dest.join(onnx);
-    let stamp = dest.join(format!("{onnx}.source-sha256"));
-    let source_sha = moodscope_convert::sha256_file(&source_path)?;
-    if onnx_path.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == source_sha) {
-        println!("  {onnx:<24} already converted");
-        return Ok(());
-    }
-    let summary = converter(&source_path, &onnx_path).with_context(|| format!("converting {source}"))?;
-    std::fs::write(&stamp, &source_sha)?;
+    let summary =
+        converter(&dest.join(source), &dest.join(onnx)).with_context(|| format!("converting {source}"))?;
     println!(
         "  {onnx:<24} converted: {} nodes, {} parameters, {} int8 tensors dequantized, {} bytes",
         summary.nodes, summary.parameters, summary.dequantized_tensors, summary.onnx_bytes

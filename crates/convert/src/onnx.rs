@@ -484,17 +484,23 @@ pub(crate) fn check_in_tract(
     let start = Instant::now();
     let model = tract_onnx::onnx()
         .model_for_path(path)
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
         .map_err(|e| format!("tract cannot load it: {e:#}"))?;
-    let load = start.elapsed();
+    // The graph's output names, as written (optimisation may fold the nodes that carried them).
     let names: Vec<String> = model
-        .model()
         .output_outlets()
         .map_err(|e| e.to_string())?
         .iter()
-        .map(|o| model.model().node(o.node).name.clone())
+        .map(|&o| {
+            model
+                .outlet_label(o)
+                .map_or_else(|| model.node(o.node).name.clone(), str::to_string)
+        })
         .collect();
+    let model = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| format!("tract cannot optimise it: {e:#}"))?;
+    let load = start.elapsed();
     let batch = Tensor::zero::<f32>(&[2, frames, bands]).map_err(|e| e.to_string())?;
     let results = model
         .run(tvec!(batch.into()))

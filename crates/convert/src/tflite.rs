@@ -66,7 +66,11 @@ impl<'a> TfliteGraph<'a> {
     /// Verifies the flatbuffer and opens its first subgraph.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
         let model = tflite::root_as_model(bytes)
-            .map_err(|e| format!("not a TFLite flatbuffer ({e})"))?;
+            .map_err(|e| {
+                // The verifier's message spans several lines; one line reads better.
+                let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                format!("not a TFLite flatbuffer ({detail})")
+            })?;
         let subgraph = model
             .subgraphs()
             .filter(|s| !s.is_empty())

@@ -22,23 +22,28 @@ use tract_onnx::prelude::tract_ndarray::{Axis, Ix2};
 const MUSIC: usize = 132;
 
 /// Converted (float32, in tract) against the float64 re-computation. The two compute the same
-/// arithmetic and differ only by float32 rounding through 28 layers, so this is tight: a wrong
-/// padding, stride, activation, weight layout or dequantization scale moves values by far more.
-const FLOAT_TOLERANCE_SCORES: f32 = 1e-4;
-const FLOAT_TOLERANCE_EMBEDDING: f32 = 1e-3;
+/// arithmetic and differ only by float32 rounding through 28 layers, so this is tight (measured:
+/// 8.3e-7 in a score, 3.7e-6 in an embedding value, whose values reach 2.9); a wrong padding,
+/// stride, activation, weight layout or dequantization scale moves values by orders of magnitude
+/// more.
+const FLOAT_TOLERANCE_SCORES: f32 = 2e-5;
+const FLOAT_TOLERANCE_EMBEDDING: f32 = 1e-4;
 
 /// Converted against the official interpreter. Looser, because the interpreter does not compute
-/// in float: YAMNet's 1x1 convolutions and its dense layer store int8 weights, and TFLite runs
-/// such ops with "hybrid" kernels that also quantize each op's *input* to int8 on the fly (per
-/// example, asymmetric). That input rounding is absent from the float model (and from the
-/// converted one, whose weights are dequantized once), and it accumulates through the 14 hybrid
-/// layers. Measured on this music: float vs interpreter reaches about 0.04 in a score and 0.25 in
-/// an embedding value (embedding values go up to about 6); the reference script shows that
-/// emulating the input quantization closes that gap layer by layer.
-const INTERPRETER_TOLERANCE_SCORES: f32 = 0.1;
+/// in float: 25 of YAMNet's 28 weight tensors are stored as int8 (all 13 pointwise convolutions,
+/// 11 of the 13 depthwise ones, the dense layer), and TFLite runs such ops with "hybrid" kernels
+/// that also quantize each op's *input* to int8 on the fly (per example, asymmetric). That input
+/// rounding is absent from the float model and from the converted one (whose weights are
+/// dequantized once, exactly), and it accumulates through the 25 hybrid layers. The reference
+/// script shows that this is the whole gap: emulating the input quantization reproduces every
+/// interpreter layer from its own input. Measured on this music (float64 re-computation vs
+/// interpreter, 36 patches): a score differs by at most 0.097 (one Music score near the middle of
+/// the sigmoid; the next largest 0.039), 7.7e-5 on average; an embedding value by at most 0.23
+/// (values reach 2.9); each patch's embedding keeps a cosine similarity of at least 0.9945.
+const INTERPRETER_TOLERANCE_SCORES: f32 = 0.25;
+const INTERPRETER_TOLERANCE_MEAN_SCORES: f32 = 1e-3;
 const INTERPRETER_TOLERANCE_EMBEDDING: f32 = 0.6;
-/// ... and on average the two stay much closer than at their worst.
-const INTERPRETER_TOLERANCE_MEAN_SCORES: f32 = 0.005;
+const INTERPRETER_MIN_EMBEDDING_COSINE: f32 = 0.98;
 
 #[test]
 fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
@@ -58,15 +63,12 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
         summary.source_sha256,
         "2d5e1e0577beb1fd3b6ba4cf89a7b8813340added8dae72f64fe8cd18731dd4a"
     );
-    // Thirteen 1x1 convolutions and the dense layer hold int8 weights (the mel matrix, also int8,
-    // belongs to the front end, which is not converted).
-    assert_eq!(summary.dequantized_tensors, 14);
-    // MobileNet v1 as YAMNet uses it: 3.2 M weights and biases in the core network.
-    assert!(
-        (3_000_000..3_500_000).contains(&summary.parameters),
-        "{} parameters",
-        summary.parameters
-    );
+    // Int8 in the file (weight-only, per channel): the 13 pointwise (1x1) convolutions, 11 of
+    // the 13 depthwise ones (all but the first two) and the dense layer. The mel matrix, also
+    // int8, belongs to the in-graph front end, which is not converted.
+    assert_eq!(summary.dequantized_tensors, 25);
+    // Every weight and bias of the 28 layers from the first CONV_2D to the dense layer.
+    assert_eq!(summary.parameters, 3_729_481);
     assert!(!dir.path().join("yamnet.onnx.part").exists());
 
     let reference = dir.path().join("reference");
@@ -104,7 +106,7 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
     ] {
         let expected = common::read_npy(&reference.join(file));
         let (diff, at) = common::max_abs_diff(actual, &expected);
-        let line = format!("{what} vs {file}: max abs diff {diff:.3e} at {at:?} (tolerance {tolerance:.0e})");
+        let line = format!("{what} vs {file}: max abs diff {diff:.3e} at {at:?} (tolerance {tolerance:e})");
         eprintln!("{line}");
         report.push((diff <= tolerance, line));
     }
@@ -118,6 +120,20 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
     );
     eprintln!("{line}");
     report.push((mean_diff <= INTERPRETER_TOLERANCE_MEAN_SCORES, line));
+    let interpreter_embedding = common::read_npy(&reference.join("interpreter_embedding.npy"))
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let cosine = embedding
+        .axis_iter(Axis(0))
+        .zip(interpreter_embedding.axis_iter(Axis(0)))
+        .map(|(a, b)| a.dot(&b) / (a.dot(&a).sqrt() * b.dot(&b).sqrt()))
+        .fold(f32::INFINITY, f32::min);
+    let line = format!(
+        "embedding vs interpreter_embedding.npy: lowest cosine similarity of a patch {cosine:.4} \
+         (at least {INTERPRETER_MIN_EMBEDDING_COSINE})"
+    );
+    eprintln!("{line}");
+    report.push((cosine >= INTERPRETER_MIN_EMBEDDING_COSINE, line));
     let failed: Vec<&str> = report.iter().filter(|(ok, _)| !ok).map(|(_, l)| l.as_str()).collect();
     assert!(failed.is_empty(), "out of tolerance:\n{}", failed.join("\n"));
 

@@ -6,9 +6,10 @@
 //!     --data ../shared/data/audioset/audioset_moods_bal_train.tfrecord
 //! ```
 //!
-//! Prints the table; writes `validation-accuracy.png`, `confusion-*.png`, `table1.md` and
-//! `cv-reports.json` into `--figures`, and the heads trained on the whole file (`NAME.onnx` +
-//! `NAME.json`) into `--export`.
+//! Prints the results; writes `validation-accuracy.png`, `confusion-*.png` and `cv-reports.json`
+//! into `--figures`, the heads trained on the whole file (`NAME.onnx` + `NAME.json`) and
+//! `RESULTS.md` into `--export` (`RESULTS.md` into `--figures` with `--no-export`).
+//! `moodscope train --audioset FILE` runs the same experiment.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,6 +53,11 @@ fn main() -> anyhow::Result<()> {
     if !args.only.is_empty() {
         heads.retain(|h| args.only.iter().any(|o| h.spec.name.contains(o.as_str())));
     }
+    let export = (!args.no_export).then(|| args.export.clone());
+    let command = std::iter::once("cargo run -p moodscope-train --release --example table1".to_owned())
+        .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
+        .collect::<Vec<_>>()
+        .join(" ");
     let options = ExperimentOptions {
         data: args.data.clone(),
         class_labels,
@@ -59,7 +65,9 @@ fn main() -> anyhow::Result<()> {
         seeds: (1..=args.seeds).collect(),
         heads,
         figures: args.figures.clone(),
-        export: (!args.no_export).then(|| args.export.clone()),
+        results: export.as_ref().unwrap_or(&args.figures).join("RESULTS.md"),
+        export,
+        command,
     };
     let start = Instant::now();
     let result = experiment::run(&options, &mut |event| match event {

@@ -319,6 +319,25 @@ impl fmt::Display for Difference {
 }
 
 impl CvReport {
+    /// The cross-validated figures as JSON, as an exported head's metadata records them
+    /// (`training.figures.cross_validation`).
+    pub fn figures_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "folds": self.k,
+            "seeds": self.repeats.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            "clips": self.truth.len(),
+            "labels": self.labels,
+            "clips_per_label": self.clips_per_label,
+            "accuracy": self.accuracy.value,
+            "accuracy_95_interval": [self.accuracy.low, self.accuracy.high],
+            "accuracy_sd_over_seeds": self.accuracy_sd,
+            "macro_f1": self.macro_f1,
+            "stream_window_accuracy_from_window_3": self.stream_accuracy,
+            "confusion_summed_over_seeds": self.confusion.matrix,
+            "warnings": self.warnings,
+        })
+    }
+
     /// Per-window validation accuracy curve: mean and standard deviation over the (repeat,
     /// fold) runs, per epoch.
     pub fn mean_curve(&self) -> Vec<(f64, f64)> {

@@ -34,8 +34,9 @@ pub struct ExperimentHead {
 }
 
 /// The study's three heads (0.798, 0.839, 0.776 held out), the clip-mean baseline, Moodscope's
-/// streaming head (exported as `audioset-lstm1`, the default VGGish head) and ablations that take
-/// away one of its improvements at a time.
+/// streaming head (exported as `audioset-lstm1`, the default VGGish head) and ablations: one
+/// model of it instead of the ensemble, and that one model without one of its improvements at a
+/// time.
 pub fn table1_heads() -> Vec<ExperimentHead> {
     let head = |spec: HeadSpec, description: &str, study: Option<f64>, export: Option<&str>| ExperimentHead {
         spec,
@@ -61,26 +62,38 @@ pub fn table1_heads() -> Vec<ExperimentHead> {
         head(HeadSpec::study_lstm(3), "study: 3-layer LSTM, last window", Some(0.776), Some("audioset-study-lstm3")),
         head(HeadSpec::clip_mean_logistic(), "baseline: logistic regression on the clip-mean embedding", None, None),
         head(
-            ablation("streaming-no-stream-training", &|s| {
-                s.stream_prefix = 0;
-                s.ensemble = 1
-            }),
-            "streaming head, single model, without streaming training",
-            None,
-            None,
-        ),
-        head(
-            ablation("streaming-no-mixup", &|s| {
-                s.mixup_alpha = 0.0;
-                s.ensemble = 1
-            }),
-            "streaming head, single model, without mixup",
-            None,
-            None,
-        ),
-        head(
             ablation("streaming-single", &|s| s.ensemble = 1),
-            "streaming head, single model (no ensemble)",
+            "streaming head, one model (no ensemble)",
+            None,
+            None,
+        ),
+        head(
+            ablation("streaming-single-no-mixup", &|s| {
+                s.ensemble = 1;
+                s.mixup_alpha = 0.0
+            }),
+            "streaming head, one model, without mixup",
+            None,
+            None,
+        ),
+        head(
+            ablation("streaming-single-no-regularisation", &|s| {
+                s.ensemble = 1;
+                s.normalise = false;
+                s.input_dropout = 0.0;
+                s.dropout = 0.0;
+                s.weight_decay = 0.0
+            }),
+            "streaming head, one model, without input normalisation, dropout and weight decay",
+            None,
+            None,
+        ),
+        head(
+            ablation("streaming-single-no-stream-training", &|s| {
+                s.ensemble = 1;
+                s.stream_prefix = 0
+            }),
+            "streaming head, one model, without streaming training",
             None,
             None,
         ),
@@ -99,10 +112,14 @@ pub struct ExperimentOptions {
     /// One cross-validation repeat per seed.
     pub seeds: Vec<u64>,
     pub heads: Vec<ExperimentHead>,
-    /// Folder for the figures (PNG) and the reports (`table1.md`, `cv-reports.json`).
+    /// Folder for the figures (PNG) and every cross-validation report (`cv-reports.json`).
     pub figures: PathBuf,
     /// Folder to export the final heads to (`None`: no final training).
     pub export: Option<PathBuf>,
+    /// Where the results are written as Markdown (the table, the figures, the command).
+    pub results: PathBuf,
+    /// The command line that ran the experiment, quoted in the results.
+    pub command: String,
 }
 
 /// What the experiment tells as it goes.
@@ -136,6 +153,13 @@ pub struct Experiment {
     pub seeds: Vec<u64>,
     pub rows: Vec<Row>,
     pub figures: Vec<PathBuf>,
+    /// The command line, as given in [`ExperimentOptions::command`].
+    pub command: String,
+    /// Wall-clock seconds of the whole experiment (reading, cross-validation, final training).
+    pub seconds: f64,
+    /// The figures as Markdown links relative to the results file.
+    #[serde(skip)]
+    pub figure_links: Vec<String>,
 }
 
 /// Failure of the experiment as a whole (a bad record is only reported).
@@ -166,6 +190,7 @@ fn file_sha256(path: &Path) -> Result<String, ExperimentError> {
 /// Runs the experiment: cross-validates every head, draws the figures, writes the reports and,
 /// when asked, trains the exported heads on the whole file and writes them.
 pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Result<Experiment, ExperimentError> {
+    let start = Instant::now();
     let read = audioset::read_tfrecord(&options.data)?;
     for e in &read.errors {
         on_event(Event::Note(&format!("skipped: {e}")));
@@ -222,18 +247,8 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
                 let seconds = start.elapsed().as_secs_f64();
                 let figures = serde_json::json!({
                     "source_file_sha256": data_sha256,
-                    "cross_validation": {
-                        "folds": report.k,
-                        "seeds": options.seeds,
-                        "clips": report.truth.len(),
-                        "accuracy": report.accuracy.value,
-                        "accuracy_95_interval": [report.accuracy.low, report.accuracy.high],
-                        "accuracy_sd_over_seeds": report.accuracy_sd,
-                        "macro_f1": report.macro_f1,
-                        "stream_window_accuracy_from_window_3": report.stream_accuracy,
-                        "confusion_summed_over_seeds": report.confusion.matrix,
-                        "versus_clip_mean_logistic": versus_baseline,
-                    },
+                    "cross_validation": report.figures_json(),
+                    "versus_clip_mean_logistic": versus_baseline,
                     "study_accuracy_held_out": head.study_accuracy,
                 });
                 let path = export_head(&trained, dir, name, &EmbeddingSource::audioset_vggish(), figures)?;
@@ -250,6 +265,11 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
             exported,
         });
     }
+    let results_dir = options.results.parent().unwrap_or(Path::new(""));
+    let figure_links = figures
+        .iter()
+        .map(|f| f.strip_prefix(results_dir).unwrap_or(f).display().to_string())
+        .collect();
     let experiment = Experiment {
         data: options.data.clone(),
         data_sha256,
@@ -260,11 +280,16 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
         seeds: options.seeds.clone(),
         rows,
         figures,
+        command: options.command.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        figure_links,
     };
-    let table = options.figures.join("table1.md");
-    std::fs::write(&table, experiment.to_string()).map_err(io(&table))?;
+    if !results_dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(results_dir).map_err(io(results_dir))?;
+    }
+    std::fs::write(&options.results, experiment.to_string()).map_err(io(&options.results))?;
     let json = options.figures.join("cv-reports.json");
-    let text = serde_json::to_string_pretty(&experiment).map_err(|e| ExperimentError::Io {
+    let text = serde_json::to_string(&experiment).map_err(|e| ExperimentError::Io {
         path: json.clone(),
         source: std::io::Error::other(e),
     })?;
@@ -273,18 +298,25 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
 }
 
 impl fmt::Display for Experiment {
-    /// The table, as Markdown.
+    /// The results, as Markdown: how they were made, the table, the figures, every report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Table 1, rerun: AudioSet music moods, {}", self.task)?;
         writeln!(f)?;
+        writeln!(f, "Produced by (from the repository's root, {:.0} s wall clock in all):", self.seconds)?;
+        writeln!(f)?;
+        writeln!(f, "```sh\n{}\n```", self.command)?;
+        writeln!(f)?;
         writeln!(
             f,
-            "Data: `{}` (sha256 {}), {} records{}. Stratified {}-fold cross-validation repeated with \
-             seeds {:?}; every clip is predicted by heads that never trained on it. Accuracy: mean \
-             over seeds, with the 95% Wilson interval for {} clips. Streamed: the validation clips \
-             played back to back as one stream, state carried over; per-window accuracy from the \
-             third window of each clip. vs baseline: paired difference to the clip-mean logistic \
-             regression, same folds (95% interval).",
+            "Data: `{}` (sha256 {}), {} records{}. AudioSet's eval split is not used: every figure \
+             here is stratified {}-fold cross-validation on this file, repeated with seeds {:?} (each \
+             seed draws its own folds; every clip is predicted by heads that never trained on it). \
+             Accuracy: mean over seeds, with the 95% Wilson interval for {} clips; sd: over seeds. \
+             Streamed: the validation clips played back to back as one stream, state carried over; \
+             per-window accuracy from the third window of each clip. vs baseline: paired difference \
+             to the clip-mean logistic regression on the same folds, clip by clip (95% interval). \
+             Times: seconds to train one fold's head (folds run in parallel, one per core), and to \
+             train the exported head on the whole file.",
             self.data.display(),
             if self.data_sha256.is_empty() { "-" } else { &self.data_sha256 },
             self.records,
@@ -300,14 +332,14 @@ impl fmt::Display for Experiment {
         writeln!(f)?;
         writeln!(
             f,
-            "| head | study (held out) | CV accuracy [95% CI] | sd (seeds) | macro-F1 | streamed | vs baseline | train s/fold | final train s |"
+            "| head | study (held out) | CV accuracy [95% CI] | sd | macro-F1 | streamed | vs baseline | train s/fold | final train s |"
         )?;
         writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
         for row in &self.rows {
             let r = &row.report;
             writeln!(
                 f,
-                "| `{}` {} | {} | {} | {:.3} | {:.3} | {} | {} | {:.1} | {} |",
+                "| `{}`: {} | {} | {} | {:.3} | {:.3} | {} | {} | {:.1} | {} |",
                 r.spec.name,
                 row.description,
                 row.study_accuracy.map_or("-".into(), |a| format!("{a:.3}")),
@@ -326,6 +358,13 @@ impl fmt::Display for Experiment {
                 writeln!(f, "- `{}` exported as `{}`", row.report.spec.name, path.display())?;
             }
         }
+        writeln!(f)?;
+        for link in &self.figure_links {
+            let name = Path::new(link).file_stem().map_or_else(|| link.clone(), |s| s.to_string_lossy().into_owned());
+            writeln!(f, "![{name}]({link})")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "## Every head's report")?;
         writeln!(f)?;
         for row in &self.rows {
             writeln!(f, "```text\n{}```", row.report)?;

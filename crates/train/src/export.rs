@@ -46,6 +46,10 @@ pub struct HeadMetadata {
     pub embedding_dim: usize,
     /// Seconds of audio per window.
     pub window_seconds: f64,
+    /// Seconds between the starts of consecutive windows the head was trained on (an LSTM head
+    /// should be run at the same hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lstm: Option<LstmShape>,
     /// The normalisation inside the graph (for reference: the graph already applies it).
@@ -62,13 +66,17 @@ pub struct HeadMetadata {
 pub struct EmbeddingSource {
     /// `vggish` or `yamnet`.
     pub backbone: String,
+    /// Seconds of audio per window.
     pub window_seconds: f64,
+    /// Seconds between window starts.
+    pub hop_seconds: f64,
 }
 
 impl EmbeddingSource {
     /// AudioSet's released embeddings: VGGish, one per 0.96 s, PCA-whitened and quantized.
     pub fn audioset_vggish() -> Self {
-        Self { backbone: "vggish".into(), window_seconds: crate::audioset::WINDOW_SECONDS }
+        let seconds = crate::audioset::WINDOW_SECONDS;
+        Self { backbone: "vggish".into(), window_seconds: seconds, hop_seconds: seconds }
     }
 }
 
@@ -139,6 +147,7 @@ pub fn metadata(head: &TrainedHead, name: &str, source: &EmbeddingSource, figure
         backbone: source.backbone.clone(),
         embedding_dim: head.embedding_dim,
         window_seconds: source.window_seconds,
+        hop_seconds: Some(source.hop_seconds),
         lstm: lstm_shape(&head.weights),
         normalisation: head.normalisation.clone(),
         clip_decision: head.spec.clip_decision(),

@@ -69,6 +69,8 @@ pub fn plot_curves(reports: &[CvReport], title: &str, path: &Path) -> Result<(),
         .configure_mesh()
         .x_desc("epoch")
         .y_desc("validation accuracy (mean over folds and seeds)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.2}"))
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 18))
         .light_line_style(RGBColor(235, 235, 235))

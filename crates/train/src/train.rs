@@ -407,6 +407,16 @@ pub(crate) fn clip_probabilities(
     Ok(window_probabilities(weights, &clips, data.dim)?.iter().map(|w| decide(w, decision)).collect())
 }
 
+/// A clip's windows, or a random contiguous stretch of `crop` of them when it is longer (and
+/// `crop` is not 0). Draws from `rng` only when it cuts.
+fn crop<'a>(clip: &'a PreparedClip, crop: usize, dim: usize, rng: &mut impl Rng) -> &'a [f32] {
+    if crop == 0 || clip.len <= crop {
+        return &clip.x;
+    }
+    let start = rng.random_range(0..=clip.len - crop);
+    &clip.x[start * dim..(start + crop) * dim]
+}
+
 /// One mini-batch: inputs, soft targets and loss weights.
 struct Batch {
     /// [B, T, D]
@@ -439,24 +449,21 @@ impl Batch {
         let mut streams: Vec<(Vec<f32>, usize, Vec<f32>)> = Vec::with_capacity(members.len());
         for (b, &i) in members.iter().enumerate() {
             let clip = &data.clips[i];
+            let x = crop(clip, spec.crop_windows, dim, rng);
             let mut target = vec![0.0f32; k];
-            let (windows, len) = match beta {
+            let windows = match beta {
                 Some(beta) => {
                     let other = &data.clips[partners[b]];
+                    let other_x = crop(other, spec.crop_windows, dim, rng);
                     let lambda = beta.sample(rng);
-                    let len = clip.len.min(other.len);
-                    let x: Vec<f32> = clip.x[..len * dim]
-                        .iter()
-                        .zip(&other.x[..len * dim])
-                        .map(|(a, o)| lambda * a + (1.0 - lambda) * o)
-                        .collect();
+                    let len = x.len().min(other_x.len());
                     target[clip.label] += lambda;
                     target[other.label] += 1.0 - lambda;
-                    (x, len)
+                    x[..len].iter().zip(&other_x[..len]).map(|(a, o)| lambda * a + (1.0 - lambda) * o).collect()
                 }
                 None => {
                     target[clip.label] = 1.0;
-                    (clip.x.clone(), clip.len)
+                    x.to_vec()
                 }
             };
             let mut stream = Vec::new();
@@ -468,7 +475,6 @@ impl Batch {
             }
             let prefix = stream.len() / dim;
             stream.extend_from_slice(&windows);
-            let _ = len;
             streams.push((stream, prefix, target));
         }
         let steps = streams.iter().map(|(s, _, _)| s.len() / dim).max().unwrap_or(1);
@@ -522,5 +528,31 @@ impl Batch {
             }
         };
         total.affine(-1.0 / self.batch as f64, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_cuts_long_clips_to_random_stretches_and_leaves_short_ones() {
+        let dim = 2;
+        let clip = PreparedClip { x: (0..20).map(|v| v as f32).collect(), len: 10, label: 0 };
+        let mut rng = ChaCha::seed_from_u64(5);
+        assert_eq!(crop(&clip, 0, dim, &mut rng), &clip.x[..]);
+        assert_eq!(crop(&clip, 10, dim, &mut rng), &clip.x[..]);
+        assert_eq!(crop(&clip, 12, dim, &mut rng), &clip.x[..]);
+        let mut starts = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let cut = crop(&clip, 4, dim, &mut rng);
+            assert_eq!(cut.len(), 4 * dim);
+            // Whole windows, contiguous, in order.
+            let start = cut[0] as usize;
+            assert_eq!(start % dim, 0);
+            assert_eq!(cut, &clip.x[start..start + 4 * dim]);
+            starts.insert(start / dim);
+        }
+        assert_eq!(starts.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5, 6]);
     }
 }

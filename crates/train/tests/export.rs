@@ -81,6 +81,7 @@ fn metadata_follows_the_head_format() {
     assert_eq!(meta["backbone"], "vggish");
     assert_eq!(meta["embedding_dim"], 128);
     assert_eq!(meta["window_seconds"], 0.96);
+    assert_eq!(meta["hop_seconds"], 0.96);
     // Two members of 64 units stream as one LSTM of 128.
     assert_eq!(meta["lstm"], serde_json::json!({"layers": 1, "hidden": 128}));
     assert_eq!(meta["normalisation"]["mean"].as_array().unwrap().len(), 128);
