@@ -67,13 +67,15 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         hop_frames: hop,
     };
     // Load the model once, before any file: a missing model is one message, not one per file.
-    let labels = match Analyser::new(config(features::MODEL_RATE), models) {
-        Ok(a) => a.labels().to_vec(),
+    // The first analyser also keeps the shared backbone loaded for the whole batch.
+    let first = match Analyser::new(config(features::MODEL_RATE), models) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("moodscope: {e}");
             return Outcome::Failed;
         }
     };
+    let labels = first.labels().to_vec();
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),

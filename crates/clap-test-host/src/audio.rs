@@ -98,6 +98,12 @@ impl Audio {
 
 /// Decodes a whole file to planar `f32` at its own rate (symphonia).
 pub fn decode(path: &Path) -> Result<Audio> {
+    decode_prefix(path, None)
+}
+
+/// Decodes the first `max_seconds` of a file (all of it with `None`) to planar `f32` at its own
+/// rate; stops reading once it has them, so a short excerpt of a long song is cheap.
+pub fn decode_prefix(path: &Path, max_seconds: Option<f64>) -> Result<Audio> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -127,6 +133,7 @@ pub fn decode(path: &Path) -> Result<Audio> {
         let decoded = decoder.decode(&packet).with_context(|| format!("decoding {}", path.display()))?;
         let spec = *decoded.spec();
         rate = Some(spec.rate);
+        let enough = max_seconds.map(|s| (s * spec.rate as f64).round() as usize);
         let count = spec.channels.count();
         if channels.is_empty() {
             channels = vec![Vec::new(); count];
@@ -138,12 +145,49 @@ pub fn decode(path: &Path) -> Result<Audio> {
                 c.push(s);
             }
         }
+        if enough.is_some_and(|n| channels[0].len() >= n) {
+            break;
+        }
     }
     let rate = rate.ok_or_else(|| anyhow!("{} has no sample rate", path.display()))?;
     if channels.is_empty() {
         bail!("{} holds no audio", path.display());
     }
-    Ok(Audio { rate, channels })
+    let mut audio = Audio { rate, channels };
+    if let Some(seconds) = max_seconds {
+        audio.truncate_seconds(seconds);
+    }
+    Ok(audio)
+}
+
+/// Writes planar audio as a 32-bit float WAV file (format 3, IEEE float), which symphonia (and so
+/// both this host and `moodscope analyze`) reads back bit for bit.
+pub fn write_wav_f32(path: &Path, audio: &Audio) -> Result<()> {
+    let channels = audio.channels.len();
+    if channels == 0 || channels > u16::MAX as usize {
+        bail!("cannot write {channels} channels");
+    }
+    let frames = audio.frames();
+    let data_bytes = u32::try_from(frames * channels * 4).context("too long for a WAV file")?;
+    let mut out = Vec::with_capacity(44 + data_bytes as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    out.extend_from_slice(&(channels as u16).to_le_bytes());
+    out.extend_from_slice(&audio.rate.to_le_bytes());
+    out.extend_from_slice(&(audio.rate * channels as u32 * 4).to_le_bytes());
+    out.extend_from_slice(&(channels as u16 * 4).to_le_bytes());
+    out.extend_from_slice(&32u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_bytes.to_le_bytes());
+    for i in 0..frames {
+        for c in &audio.channels {
+            out.extend_from_slice(&c[i].to_le_bytes());
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// How a host cuts the stream into blocks.
@@ -272,6 +316,24 @@ mod tests {
         }
         let sizes = BlockPlan::Variable { max: 4096, seed: 7 }.sizes(1_000_000);
         assert!(sizes.iter().any(|&n| n < 8) && sizes.iter().any(|&n| n > 2048), "variable sizes vary");
+    }
+
+    #[test]
+    fn float_wav_reads_back_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wav");
+        let left: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.013).sin() * 0.7).collect();
+        let right: Vec<f32> = (0..5000).map(|i| if i == 7 { f32::MIN_POSITIVE / 8.0 } else { -(i as f32) * 1e-4 }).collect();
+        let audio = Audio { rate: 22_050, channels: vec![left, right] };
+        write_wav_f32(&path, &audio).unwrap();
+        let back = decode(&path).unwrap();
+        assert_eq!(back.rate, 22_050);
+        assert_eq!(back.channels.len(), 2);
+        for (a, b) in audio.channels.iter().zip(&back.channels) {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()) && a.len() == b.len());
+        }
+        let prefix = decode_prefix(&path, Some(0.1)).unwrap();
+        assert_eq!(prefix.frames(), 2205);
     }
 
     #[test]

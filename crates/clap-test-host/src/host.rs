@@ -18,7 +18,7 @@ use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::{Audio, BlockPlan};
 
@@ -51,7 +51,7 @@ impl HostHandlers for TestHost {
 }
 
 /// One parameter as the host sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParamDesc {
     pub id: u32,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct ParamDesc {
 }
 
 /// How one stream is played through the plugin.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Playback {
     pub blocks: BlockPlan,
     /// `Some(x)`: deliver blocks at x times real time (the audio thread sleeps between them, as
@@ -74,6 +74,41 @@ pub struct Playback {
     pub speed: Option<f64>,
     /// Call the plugin's `reset()` at this frame (a transport jump).
     pub reset_at: Option<usize>,
+    /// Host automation sent with the audio (parameter value events inside `process()`).
+    pub automation: Option<Automation>,
+    /// Keep the plugin started (processing, not yet stopped) this long after the last block,
+    /// as a host does while the transport winds down; lets a worker catch up.
+    pub linger: Duration,
+}
+
+impl Playback {
+    pub fn new(blocks: BlockPlan) -> Self {
+        Self { blocks, speed: None, reset_at: None, automation: None, linger: Duration::ZERO }
+    }
+}
+
+/// Parameter automation: every `every_blocks` blocks, one value event per parameter at the
+/// block's first sample, sweeping each parameter between its minimum and maximum.
+#[derive(Clone, Debug)]
+pub struct Automation {
+    /// (parameter id, minimum, maximum), plain values.
+    pub params: Vec<(u32, f64, f64)>,
+    pub every_blocks: usize,
+}
+
+impl Automation {
+    /// Automates every automatable parameter of `params`.
+    pub fn all_automatable(params: &[ParamDesc], every_blocks: usize) -> Self {
+        let params = params.iter().filter(|p| p.automatable).map(|p| (p.id, p.min, p.max)).collect();
+        Self { params, every_blocks: every_blocks.max(1) }
+    }
+
+    /// The value of parameter `(min, max)` at automation step `step`: a triangle sweep.
+    fn value(step: usize, min: f64, max: f64) -> f64 {
+        let phase = (step % 16) as f64 / 8.0;
+        let t = if phase <= 1.0 { phase } else { 2.0 - phase };
+        min + (max - min) * t
+    }
 }
 
 /// What a plugin did with one stream.
@@ -104,7 +139,7 @@ impl Host {
     pub fn load(bundle: &Path, plugin_id: Option<&str>) -> Result<Self> {
         if !bundle.exists() {
             bail!(
-                "no plugin bundle at {} (build it with `cargo xtask bundle moodscope --features assert_process_allocs`)",
+                "no plugin bundle at {} (build it with `cargo xtask bundle moodscope --release`)",
                 bundle.display()
             );
         }
@@ -190,7 +225,7 @@ impl Host {
         let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
         let mut events = EventBuffer::new();
         for &(id, value) in values {
-            events.push(&ParamValueEvent::new(0, ClapId::new(id), Pckn::match_all(), value, Cookie::empty()));
+            events.push(&ParamValueEvent::new(0, ClapId::new(id), Pckn::match_all(), value));
         }
         let mut output = EventBuffer::new();
         let mut handle = self
@@ -276,6 +311,7 @@ impl Host {
         let frames = input.frames();
         let sizes = playback.blocks.sizes(frames);
         let max_block = playback.blocks.max_block();
+        let playback = &playback;
         let rate = input.rate as f64;
         let (processor, result) = std::thread::scope(|scope| {
             scope
@@ -292,13 +328,28 @@ impl Host {
                     let mut out_block = vec![vec![0.0f32; max_block]; channels];
                     let mut input_ports = AudioPorts::with_capacity(channels, 1);
                     let mut output_ports = AudioPorts::with_capacity(channels, 1);
-                    let events = EventBuffer::new();
-                    let mut out_events = EventBuffer::new();
+                    let mut events = EventBuffer::with_capacity(64);
+                    let mut out_events = EventBuffer::with_capacity(64);
                     let start = Instant::now();
                     let mut max_process = Duration::ZERO;
                     let mut at = 0usize;
                     let mut steady = 0u64;
-                    for &n in &sizes {
+                    for (index, &n) in sizes.iter().enumerate() {
+                        events.clear();
+                        if let Some(automation) = &playback.automation {
+                            if index % automation.every_blocks == 0 {
+                                let step = index / automation.every_blocks;
+                                for &(id, min, max) in &automation.params {
+                                    let value = Automation::value(step, min, max);
+                                    events.push(&ParamValueEvent::new(
+                                        0,
+                                        ClapId::new(id),
+                                        Pckn::match_all(),
+                                        value,
+                                    ));
+                                }
+                            }
+                        }
                         if let Some(speed) = playback.speed {
                             let due = Duration::from_secs_f64(at as f64 / rate / speed);
                             if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -342,6 +393,7 @@ impl Host {
                         at += n;
                         steady += n as u64;
                     }
+                    std::thread::sleep(playback.linger);
                     (started.stop_processing(), Ok(Processed { output, blocks: sizes.len(), max_process }))
                 })
                 .join()
@@ -353,7 +405,7 @@ impl Host {
 }
 
 /// Compares output with input sample by sample, bit for bit (NaN payloads included).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Passthrough {
     pub bit_exact: bool,
     /// Samples whose bits differ.

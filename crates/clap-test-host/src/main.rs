@@ -71,6 +71,16 @@ struct RunArgs {
     /// Ask the plugin to log every window here (sets MOODSCOPE_WINDOW_LOG) and report them.
     #[arg(long)]
     window_log: Option<PathBuf>,
+    /// Activate and deactivate this many times before the passes (half of them with a short
+    /// burst of audio), cycling through the rates.
+    #[arg(long, default_value_t = 0)]
+    flaps: usize,
+    /// Automate every automatable parameter during the passes.
+    #[arg(long)]
+    automate: bool,
+    /// Seconds to stay started after each pass's last block (lets the worker catch up).
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
 }
 
 fn parse_assignment(s: &str) -> Result<(String, f64), String> {
@@ -109,6 +119,9 @@ fn main() -> ExitCode {
         set: args.set,
         state_roundtrip: args.state_roundtrip,
         window_log: args.window_log,
+        flaps: args.flaps,
+        automate: args.automate,
+        linger: args.linger,
     };
     match scenario::run(&scenario) {
         Ok(report) => match serde_json::to_string_pretty(&report) {

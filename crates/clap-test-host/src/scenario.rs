@@ -1,13 +1,15 @@
-//! A run: load the plugin, set parameters, round-trip its state, then activate, play the audio
-//! through and deactivate, once per rate asked for; report everything as JSON.
+//! A run: load the plugin, set parameters, round-trip its state, activate and deactivate it a few
+//! times ("flaps"), then activate, play the audio through and deactivate, once per rate asked
+//! for; report everything as JSON.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::{self, Audio, BlockPlan};
-use crate::host::{compare_passthrough, Host, ParamDesc, Passthrough, Playback};
+use crate::host::{compare_passthrough, Automation, Host, ParamDesc, Passthrough, Playback};
 use crate::window_log::{self, WindowRow};
 
 /// Where the test audio comes from.
@@ -42,9 +44,42 @@ pub struct Scenario {
     pub state_roundtrip: bool,
     /// The plugin's window log to read back (the caller sets `MOODSCOPE_WINDOW_LOG` to it).
     pub window_log: Option<PathBuf>,
+    /// Activate/deactivate cycles before the passes, cycling through the rates, alternately
+    /// with no processing at all and with a short burst of the audio.
+    pub flaps: usize,
+    /// Automate every automatable parameter during the passes (value events in `process()`).
+    pub automate: bool,
+    /// Seconds to stay started after each pass's last block, before stopping and deactivating.
+    pub linger: f64,
 }
 
-#[derive(Debug, Serialize)]
+impl Scenario {
+    /// A plain run of `source` through `plugin`: stereo, 44.1 kHz, 512-sample blocks.
+    pub fn new(plugin: PathBuf, source: Source) -> Self {
+        Self {
+            plugin,
+            plugin_id: None,
+            source,
+            seconds: None,
+            then_silence: 0.0,
+            rates: vec![44_100],
+            channels: 2,
+            blocks: BlockPlan::Fixed(512),
+            offline: false,
+            speed: None,
+            faults_at: None,
+            reset_at: None,
+            set: Vec::new(),
+            state_roundtrip: false,
+            window_log: None,
+            flaps: 0,
+            automate: false,
+            linger: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Pass {
     pub rate: u32,
     pub frames: usize,
@@ -54,7 +89,7 @@ pub struct Pass {
     pub max_process_micros: u128,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StateReport {
     pub bytes: usize,
     /// Every parameter of the fresh instance equals the saved one after loading.
@@ -63,14 +98,14 @@ pub struct StateReport {
     pub resaved_identical: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Published {
     pub labels: Vec<String>,
     pub windows: usize,
     pub last: Option<WindowRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub plugin_id: String,
     pub plugin_name: String,
@@ -81,6 +116,8 @@ pub struct Report {
     pub faults: Vec<(String, (usize, usize))>,
     pub params: Vec<ParamDesc>,
     pub state: Option<StateReport>,
+    /// The short activations before the passes.
+    pub flaps: Vec<Pass>,
     pub passes: Vec<Pass>,
     pub published: Option<Published>,
 }
@@ -120,7 +157,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
     let ports = host.main_port_channels()?;
 
     let mut source = match &s.source {
-        Source::File(path) => audio::decode(path)?,
+        Source::File(path) => audio::decode_prefix(path, s.seconds)?,
         Source::Silence { rate, seconds } => Audio::silence(*rate, s.channels, *seconds),
     };
     if let Some(seconds) = s.seconds {
@@ -128,6 +165,41 @@ pub fn run(s: &Scenario) -> Result<Report> {
     }
     let source = source.with_channels(s.channels);
     let mut faults = Vec::new();
+    let mut flaps = Vec::new();
+    for flap in 0..s.flaps {
+        let rate = s.rates[flap % s.rates.len()];
+        let processor = host.activate(rate, s.blocks.max_block())?;
+        let latency = host.latency();
+        if flap % 2 == 0 {
+            host.deactivate(processor);
+            host.idle();
+            let nothing = Audio::silence(rate, s.channels, 0.0);
+            flaps.push(Pass {
+                rate,
+                frames: 0,
+                blocks: 0,
+                latency,
+                passthrough: compare_passthrough(&nothing, &nothing.channels),
+                max_process_micros: 0,
+            });
+            continue;
+        }
+        let mut burst = source.clone();
+        burst.truncate_seconds(0.25);
+        let burst = burst.resampled(rate)?;
+        let (processor, processed) = host.process(processor, &burst, Playback::new(s.blocks))?;
+        host.deactivate(processor);
+        host.idle();
+        flaps.push(Pass {
+            rate,
+            frames: burst.frames(),
+            blocks: processed.blocks,
+            latency,
+            passthrough: compare_passthrough(&burst, &processed.output),
+            max_process_micros: processed.max_process.as_micros(),
+        });
+    }
+    let automation = if s.automate { Some(Automation::all_automatable(&params, 4)) } else { None };
     let mut passes = Vec::new();
     for &rate in &s.rates {
         let mut input = source.clone().resampled(rate).with_context(|| format!("resampling to {rate} Hz"))?;
@@ -143,6 +215,8 @@ pub fn run(s: &Scenario) -> Result<Report> {
             blocks: s.blocks,
             speed: s.speed,
             reset_at: s.reset_at.map(|t| (t * rate as f64) as usize),
+            automation: automation.clone(),
+            linger: Duration::from_secs_f64(s.linger),
         };
         let (processor, processed) = host.process(processor, &input, playback)?;
         host.deactivate(processor);
@@ -161,11 +235,12 @@ pub fn run(s: &Scenario) -> Result<Report> {
     // Destroying the instance stops its worker, which completes the window log.
     drop(host);
     let published = match &s.window_log {
-        Some(path) => {
+        // No log: the analysis never ran (e.g. models missing); the test reading it decides.
+        Some(path) if path.exists() => {
             let log = window_log::read(path)?;
             Some(Published { labels: log.labels, windows: log.rows.len(), last: log.rows.last().cloned() })
         }
-        None => None,
+        _ => None,
     };
     Ok(Report {
         plugin_id,
@@ -177,6 +252,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
         faults,
         params,
         state,
+        flaps,
         passes,
         published,
     })

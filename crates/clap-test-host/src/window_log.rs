@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One window as the plugin analysed and published it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowRow {
     pub window: u64,
     pub start_seconds: f64,
@@ -23,7 +23,7 @@ pub struct WindowRow {
 }
 
 /// A whole log: label names and rows.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowLog {
     pub labels: Vec<String>,
     pub rows: Vec<WindowRow>,

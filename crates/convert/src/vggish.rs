@@ -217,6 +217,56 @@ pub fn convert_vggish(checkpoint: &Path, onnx_out: &Path) -> Result<ConversionSu
     })
 }
 
+/// Writes VGGish as ONNX with seeded random weights of the official shapes (He-scaled, so that
+/// activations stay in a realistic range): the same graph `convert_vggish` writes, for
+/// benchmarks and for tests of the VGGish path on machines that cannot fetch the official
+/// checkpoint. Its embeddings mean nothing; its cost and its shapes are VGGish's.
+pub fn write_vggish_with_seeded_weights(seed: u64, onnx_out: &Path) -> Result<ConversionSummary, ConvertError> {
+    // xorshift64*: deterministic, dependency-free; uniform in [-1, 1) scaled to He's variance.
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let x = state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+        x as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    let mut values = BTreeMap::new();
+    for (name, shape) in expected_variables() {
+        let fan_in: usize = if name.ends_with("/weights") { shape[..shape.len() - 1].iter().product() } else { 1 };
+        // Uniform on [-a, a] has variance a²/3; He wants 2 / fan_in.
+        let scale = if name.ends_with("/biases") { 0.01 } else { (6.0 / fan_in as f32).sqrt() };
+        let len = shape.iter().product();
+        let data: Vec<f32> = (0..len).map(|_| uniform() * scale).collect();
+        let array = ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches its length");
+        values.insert(name, array);
+    }
+    let builder = build(values).map_err(|problem| ConvertError::UnexpectedModel {
+        path: onnx_out.to_path_buf(),
+        network: "VGGish",
+        problems: vec![problem],
+    })?;
+    let nodes = builder.node_count();
+    let parameters = builder.parameter_count();
+    let model = builder.finish(
+        "vggish",
+        "VGGish's network with seeded random weights (not the trained model), written by \
+         moodscope-convert for benchmarks and tests. Input `patch` [N, 96, 64]; output `embedding` \
+         [N, 128].",
+        &[("source", format!("seeded random weights, seed {seed}"))],
+    );
+    let (onnx_bytes, tract_load) = write_and_check(&model, onnx_out, &[("embedding", VGGISH_EMBEDDING)])?;
+    Ok(ConversionSummary {
+        onnx: onnx_out.to_path_buf(),
+        onnx_bytes,
+        source_sha256: String::new(),
+        nodes,
+        parameters,
+        dequantized_tensors: 0,
+        tract_load,
+    })
+}
+
 /// Every way the checkpoint's variables differ from VGGish's.
 fn check_variables(ckpt: &Checkpoint) -> Vec<String> {
     let mut problems = Vec::new();

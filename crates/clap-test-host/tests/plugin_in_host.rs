@@ -1,0 +1,486 @@
+//! The release plugin (`target/bundled/Moodscope.clap`, built by `cargo xtask bundle moodscope
+//! --release`) in a real CLAP host (clack-host, `clap-test-host`), with real music (Debian's
+//! `hyperrogue-music`) and the installed models (`cargo xtask install-models`).
+//!
+//! Each test plays a scenario in its own `clap-test-host` process (own models folder and window
+//! log) and checks:
+//! - passthrough: every output sample has the input's bits, at 22.05–192 kHz, blocks of 1, 512,
+//!   8192 and variable sizes, mono and stereo, through rate changes, resets, repeated
+//!   activation and host automation; the reported latency is 0;
+//! - parameters: names, ranges, defaults, units; state saved and restored into a fresh instance
+//!   gives the same parameters and the same state, and the restored settings are the ones used;
+//! - published moods (the plugin's window log): probabilities sum to 1, music presence is high
+//!   on music and falls on silence, the dominant mood clears on silence;
+//! - offline render (CLAP render extension → nice-plug `ProcessMode::Offline`): every window's
+//!   values are bit for bit those of `moodscope analyze` on the same audio;
+//! - NaN, ±Inf, denormals, full-scale noise and absurd values in the input pass untouched and
+//!   do not poison the analysis;
+//! - with the model files missing or corrupt the plugin loads and passes audio.
+
+mod common;
+
+use std::path::Path;
+
+use clap_test_host::window_log::{WindowLog, WindowRow};
+use common::*;
+use moodscope::backbone::BackboneKind;
+use moodscope::decode::AudioReader;
+use moodscope::engine::{Analyser, AnalyserConfig, HeadChoice, Smoother, WindowReading};
+use moodscope::models::ModelDir;
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("moodscope-host-").tempdir().expect("temporary folder")
+}
+
+#[test]
+fn a_missing_bundle_is_reported_with_the_command_that_builds_it() {
+    let dir = tempdir();
+    let missing = dir.path().join("Nothing.clap");
+    let wav = dir.path().join("x.wav");
+    clap_test_host::audio::write_wav_f32(&wav, &clap_test_host::audio::Audio::silence(44_100, 2, 0.1)).unwrap();
+    let outcome = HostRun::new(&missing, &wav).run();
+    assert!(!outcome.status.success());
+    assert!(
+        outcome.stderr.contains("cargo xtask bundle moodscope --release"),
+        "stderr: {}",
+        outcome.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passthrough at host rates and block sizes
+
+#[test]
+fn stereo_music_in_single_sample_blocks_passes_bit_exact() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 6.0, None, 2);
+    for rate in ["44100", "22050"] {
+        let report = HostRun::new(&release_clap(), &wav).args(["--rate", rate, "--block", "1"]).run().report();
+        assert_clean_passes(&report, &format!("block 1 at {rate} Hz"));
+        let pass = &report.passes[0];
+        assert_eq!(pass.blocks, pass.frames, "one process() call per sample");
+        assert_eq!(report.ports, (2, 2));
+    }
+}
+
+#[test]
+fn rate_changes_and_repeated_activation_pass_bit_exact() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 10.0, 8.0, None, 2);
+    // One instance, re-activated at each rate in turn (the audio is resampled to it), after
+    // eight quick activate/deactivate cycles, half of them with a burst of audio.
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--rate", "48000", "--rate", "22050", "--rate", "96000", "--rate", "192000", "--rate", "44100"])
+        .args(["--block", "512", "--flaps", "8"])
+        .run()
+        .report();
+    assert_clean_passes(&report, "rate changes");
+    assert_eq!(report.flaps.len(), 8);
+    let rates: Vec<u32> = report.passes.iter().map(|p| p.rate).collect();
+    assert_eq!(rates, [48_000, 22_050, 96_000, 192_000, 44_100]);
+    for pass in &report.passes {
+        let expected = 8.0 * pass.rate as f64;
+        assert!((pass.frames as f64 - expected).abs() < 0.01 * expected, "{} frames at {} Hz", pass.frames, pass.rate);
+    }
+}
+
+#[test]
+fn mono_music_in_8192_sample_blocks_passes_bit_exact() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), OTHER_MUSIC, 5.0, 10.0, None, 1);
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--channels", "1", "--block", "8192", "--rate", "22050", "--rate", "96000"])
+        .run()
+        .report();
+    assert_clean_passes(&report, "mono, 8192-sample blocks");
+    assert_eq!(report.ports, (1, 1), "a mono host gets the mono layout");
+}
+
+#[test]
+fn variable_blocks_with_automation_and_a_reset_pass_bit_exact() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 40.0, 10.0, None, 2);
+    for channels in ["2", "1"] {
+        let report = HostRun::new(&release_clap(), &wav)
+            .args(["--channels", channels, "--block", "variable:8192", "--rate", "48000", "--rate", "44100"])
+            .args(["--automate", "--reset-at", "4.0"])
+            .run()
+            .report();
+        assert_clean_passes(&report, &format!("{channels} channel(s), variable blocks"));
+        for pass in &report.passes {
+            assert!(pass.blocks > pass.frames / 8192, "variable sizes, not all maximal");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters and state
+
+#[test]
+fn parameters_have_sensible_ranges_units_and_defaults() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 0.0, 0.5, None, 2);
+    let report = HostRun::new(&release_clap(), &wav).run().report();
+    assert_eq!(report.plugin_id, "org.moodscope.moodscope");
+    assert_eq!(report.plugin_name, "Moodscope");
+    let by_name = |name: &str| {
+        report.params.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parameter {name}: {:?}", report.params))
+    };
+    let names: Vec<&str> = report.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Smoothing", "Sensitivity", "Window hop", "Backbone", "Head"]);
+
+    let smoothing = by_name("Smoothing");
+    assert_eq!((smoothing.min, smoothing.max, smoothing.default, smoothing.value), (0.0, 30.0, 2.0, 2.0));
+    assert_eq!(smoothing.text, "2.00 s");
+    assert!(smoothing.automatable && !smoothing.stepped);
+
+    let sensitivity = by_name("Sensitivity");
+    assert_eq!((sensitivity.min, sensitivity.max, sensitivity.default), (0.0, 1.0, 0.5));
+    assert_eq!(sensitivity.text, "50 %");
+    assert!(sensitivity.automatable);
+
+    for (name, steps, text) in [("Window hop", 3.0, "Backbone's own"), ("Backbone", 1.0, "YAMNet"), ("Head", 1.0, "Default")] {
+        let p = by_name(name);
+        assert!(p.stepped, "{name} is a choice");
+        assert!(!p.automatable, "{name} rebuilds the analysis: not automatable");
+        assert_eq!((p.min, p.max, p.default), (0.0, steps, 0.0), "{name}");
+        assert_eq!(p.text, text, "{name}");
+    }
+}
+
+#[test]
+fn state_round_trips_and_the_restored_settings_are_used() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 20.0, 6.0, None, 2);
+    let log = dir.path().join("windows.csv");
+    // Set, save, load into a fresh instance (which must report the same parameters and save the
+    // same state), then play through the fresh one.
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--set", "Smoothing=7.5", "--set", "Sensitivity=0.8", "--set", "Window hop=3"])
+        .args(["--state-roundtrip", "--speed", "8", "--linger", "0.5"])
+        .window_log(&log)
+        .run()
+        .report();
+    let state = report.state.as_ref().expect("state report");
+    assert!(state.bytes > 0);
+    assert!(state.params_restored, "the fresh instance's parameters differ from the saved ones");
+    assert!(state.resaved_identical, "the fresh instance saves a different state than it loaded");
+    let value = |name: &str| report.params.iter().find(|p| p.name == name).unwrap().clone();
+    assert_eq!(value("Smoothing").value, 7.5);
+    assert_eq!(value("Smoothing").text, "7.50 s");
+    assert!((value("Sensitivity").value - 0.8).abs() < 1e-6);
+    assert_eq!(value("Window hop").text, "0.96 s");
+    assert_clean_passes(&report, "restored instance");
+
+    // The restored hop (0.96 s) is what the analysis uses.
+    let log = read_log(&log);
+    assert!(log.rows.len() >= 4, "{} windows", log.rows.len());
+    for pair in log.rows.windows(2) {
+        let hop = pair[1].start_seconds - pair[0].start_seconds;
+        assert!((hop - 0.96).abs() < 1e-9, "hop {hop} s, want the restored 0.96 s");
+    }
+    // And the restored smoothing: 7.5 s with sensitivity 0.8 (presence threshold 0.12).
+    check_smoothing(&log, 7.5, 0.8, 0.96);
+}
+
+/// The published values are the raw readings smoothed with these settings (replayed with the
+/// engine's own smoother: equal bit for bit).
+fn check_smoothing(log: &WindowLog, time_constant: f32, sensitivity: f32, hop_seconds: f64) {
+    let mut smoother = Smoother::new(moodscope::plugin::params::smoothing_settings(time_constant, sensitivity));
+    for row in &log.rows {
+        let state = smoother.update(&reading_of(row), hop_seconds);
+        assert!(
+            same_bits(&state.probabilities, &row.probabilities) && state.presence.to_bits() == row.presence.to_bits(),
+            "window {}: published {:?} presence {}, smoothing {time_constant} s gives {:?} presence {}",
+            row.window,
+            row.probabilities,
+            row.presence,
+            state.probabilities,
+            state.presence
+        );
+        assert_eq!(state.dominant, row.dominant, "window {}", row.window);
+    }
+}
+
+fn reading_of(row: &WindowRow) -> WindowReading {
+    WindowReading {
+        index: row.window,
+        start_seconds: row.start_seconds,
+        end_seconds: row.end_seconds,
+        probabilities: row.raw.clone(),
+        presence: row.raw_presence,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Published moods
+
+#[test]
+fn published_moods_are_sane_and_presence_falls_on_silence() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 12.0, None, 2);
+    let log_path = dir.path().join("windows.csv");
+    // Real time, paced at 3x (so the worker never falls behind), then 8 s of digital silence.
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--rate", "48000", "--block", "512", "--then-silence", "8", "--speed", "3", "--linger", "1.0"])
+        .window_log(&log_path)
+        .run()
+        .report();
+    assert_clean_passes(&report, "music then silence");
+    let log = read_log(&log_path);
+    assert_sane_moods(&log, "music then silence");
+    // 20 s of audio, a window every 0.48 s: all but the last (cut off by the deactivation).
+    assert!(log.rows.len() >= 38, "{} windows for 20 s of audio", log.rows.len());
+    for row in &log.rows {
+        assert!(
+            (row.audio_end_seconds - row.end_seconds).abs() < 1e-9,
+            "window {}: audio was dropped at 3x real time ({} s vs {} s)",
+            row.window,
+            row.audio_end_seconds,
+            row.end_seconds
+        );
+    }
+    let music: Vec<&WindowRow> = log.rows.iter().filter(|r| r.end_seconds <= 12.0).collect();
+    let silence: Vec<&WindowRow> = log.rows.iter().filter(|r| r.start_seconds >= 12.1).collect();
+    assert!(music.len() >= 20 && silence.len() >= 10, "{} music, {} silence windows", music.len(), silence.len());
+    let mean_presence = music.iter().map(|r| r.raw_presence).sum::<f32>() / music.len() as f32;
+    assert!(mean_presence > 0.6, "mean music presence {mean_presence} on music");
+    let last_music = music.last().unwrap();
+    assert!(last_music.presence > 0.5, "smoothed presence {} after 12 s of music", last_music.presence);
+    assert!(last_music.dominant.is_some(), "a dominant mood on music");
+    for row in &silence {
+        assert!(row.raw_presence < 0.05, "window {} of silence: presence {}", row.window, row.raw_presence);
+    }
+    // Smoothed presence falls through the silence and the mood relaxes to "no music".
+    for pair in silence.windows(2) {
+        assert!(pair[1].presence < pair[0].presence, "presence must fall on silence");
+    }
+    let last = log.rows.last().unwrap();
+    assert!(last.presence < 0.1, "smoothed presence {} after 7 s of silence", last.presence);
+    assert_eq!(last.dominant, None, "no dominant mood on silence");
+    assert!(last.probabilities.iter().all(|p| (p - 0.25).abs() < 0.1), "moods relax: {:?}", last.probabilities);
+    // What the window log says is what was published: default smoothing (2 s, 50 %).
+    check_smoothing(&log, 2.0, 0.5, 0.48);
+    let published = report.published.expect("published");
+    assert_eq!(published.windows, log.rows.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline render = `moodscope analyze`
+
+/// `moodscope analyze`'s reading of a file, computed as the CLI does (its decoder and downmix,
+/// 8-second blocks, two backbone threads, YAMNet and its default head).
+fn analyze_like_the_cli(path: &Path) -> (Vec<String>, Vec<WindowReading>, u32) {
+    let mut reader = AudioReader::open(path).expect("opening the excerpt");
+    let rate = reader.sample_rate();
+    let config = AnalyserConfig { input_rate: rate, backbone: BackboneKind::Yamnet, head: HeadChoice::Default, hop_frames: None };
+    let mut analyser = Analyser::new(config, &ModelDir::new(models())).expect("loading YAMNet");
+    analyser.set_threads(2);
+    let block_len = rate as usize * 8;
+    let mut block = Vec::new();
+    let mut readings = Vec::new();
+    loop {
+        let more = reader.read_mono(&mut block).expect("decoding");
+        if block.len() >= block_len || !more {
+            analyser.push(&block, &mut readings).expect("analysing");
+            block.clear();
+        }
+        if !more {
+            break;
+        }
+    }
+    analyser.finish(&mut readings).expect("analysing");
+    (analyser.labels().to_vec(), readings, rate)
+}
+
+/// The `moodscope` binary's CSV for `path`, when a build of it newer than the sources exists
+/// (`cargo test --workspace --features moodscope/cli` builds one); `None` otherwise.
+fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
+    let root = workspace_root();
+    let newest_source = newest_mtime(&root.join("src"))?.max(newest_mtime(&root.join("Cargo.lock"))?);
+    let binary = ["debug", "release"]
+        .iter()
+        .map(|p| target_dir().join(p).join("moodscope"))
+        .filter(|b| b.is_file() && newest_mtime(b).is_some_and(|t| t >= newest_source))
+        .max_by_key(|b| newest_mtime(b))?;
+    let output = std::process::Command::new(&binary)
+        .args(["analyze", "--format", "csv", "--models"])
+        .arg(models())
+        .arg(path)
+        .output()
+        .expect("running moodscope analyze");
+    assert!(output.status.success(), "{} analyze failed: {}", binary.display(), String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut rows = Vec::new();
+    for line in text.lines().skip(1) {
+        // file,start,end,Happy,Sad,Angry,Scary,dominant,presence (the file name has no comma).
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 9, "unexpected CSV line {line}");
+        let probabilities = f[3..7].iter().map(|v| v.parse::<f32>().unwrap()).collect();
+        rows.push((f[1].parse().unwrap(), f[2].parse().unwrap(), probabilities, f[8].parse().unwrap()));
+    }
+    eprintln!("compared with {} as well", binary.display());
+    Some(rows)
+}
+
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        std::fs::read_dir(path).ok()?.flatten().filter_map(|e| newest_mtime(&e.path())).max()
+    } else {
+        meta.modified().ok()
+    }
+}
+
+fn assert_offline_equals_analyze(wav: &Path, log: &WindowLog, what: &str) {
+    let (labels, readings, _) = analyze_like_the_cli(wav);
+    assert_eq!(log.labels, labels, "{what}: labels");
+    assert_eq!(log.rows.len(), readings.len(), "{what}: the render must analyse every window analyze does");
+    for (row, reading) in log.rows.iter().zip(&readings) {
+        assert_eq!(row.window, reading.index, "{what}");
+        assert_eq!((row.start_seconds, row.end_seconds), (reading.start_seconds, reading.end_seconds), "{what}");
+        assert!(
+            same_bits(&row.raw, &reading.probabilities) && row.raw_presence.to_bits() == reading.presence.to_bits(),
+            "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
+            row.window,
+            row.raw,
+            row.raw_presence,
+            reading.probabilities,
+            reading.presence
+        );
+        assert_eq!(row.audio_end_seconds, row.end_seconds, "{what}: an offline render drops nothing");
+    }
+    if let Some(cli) = run_the_cli(wav) {
+        assert_eq!(cli.len(), log.rows.len(), "{what}: the moodscope binary's window count");
+        for (row, (start, end, probabilities, presence)) in log.rows.iter().zip(&cli) {
+            assert!((row.start_seconds - start).abs() < 6e-4 && (row.end_seconds - end).abs() < 6e-4, "{what}");
+            assert!(
+                same_bits(&row.raw, probabilities) && row.raw_presence.to_bits() == presence.to_bits(),
+                "{what}: window {} differs from the moodscope binary's",
+                row.window
+            );
+        }
+    }
+}
+
+#[test]
+fn offline_render_equals_moodscope_analyze_bit_for_bit() {
+    let dir = tempdir();
+    // The file's own rate (44.1 kHz stereo), variable blocks with automation: every window.
+    let (wav, _) = excerpt(dir.path(), MUSIC, 40.0, 15.0, None, 2);
+    let log_path = dir.path().join("offline.csv");
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--offline", "--block", "variable:8192", "--automate"])
+        .window_log(&log_path)
+        .run()
+        .report();
+    assert!(report.offline);
+    assert_clean_passes(&report, "offline render");
+    let log = read_log(&log_path);
+    assert_sane_moods(&log, "offline render");
+    assert_offline_equals_analyze(&wav, &log, "44.1 kHz stereo, variable blocks");
+
+    // Another rate, mono, single-sample blocks.
+    let (wav, _) = excerpt(dir.path(), OTHER_MUSIC, 10.0, 4.0, Some(48_000), 1);
+    let log_path = dir.path().join("offline-48k.csv");
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--offline", "--channels", "1", "--rate", "48000", "--block", "1"])
+        .window_log(&log_path)
+        .run()
+        .report();
+    assert_clean_passes(&report, "offline render, 48 kHz mono");
+    let log = read_log(&log_path);
+    assert_offline_equals_analyze(&wav, &log, "48 kHz mono, 1-sample blocks");
+    // Smoothing: the published values are the default smoother's (no automation here).
+    check_smoothing(&log, 2.0, 0.5, 0.48);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+#[test]
+fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 16.0, None, 2);
+    // Offline (deterministic, every window): the same music with and without five seconds of
+    // faults from 3 s on (1 s each of NaN, ±Inf, denormals, full-scale noise, ±1e30).
+    let clean_log = dir.path().join("clean.csv");
+    HostRun::new(&release_clap(), &wav).args(["--offline"]).window_log(&clean_log).run().report();
+    let faulty_log = dir.path().join("faulty.csv");
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--offline", "--faults-at", "3"])
+        .window_log(&faulty_log)
+        .run()
+        .report();
+    assert_eq!(report.faults.len(), 5, "{:?}", report.faults);
+    assert_clean_passes(&report, "faulty input, offline");
+    let clean = read_log(&clean_log);
+    let faulty = read_log(&faulty_log);
+    assert_sane_moods(&faulty, "faulty input");
+    assert_eq!(clean.rows.len(), faulty.rows.len());
+    // Windows ending before the faults (with 0.1 s for the resampler's look-ahead) are untouched;
+    // windows starting a second after them
+    // read the music as before (the resampler's and STFT's memory is far shorter than that).
+    let faults_end = 8.0;
+    let mut compared = 0;
+    for (c, f) in clean.rows.iter().zip(&faulty.rows) {
+        if c.end_seconds < 3.0 - 0.1 {
+            assert!(same_bits(&c.raw, &f.raw), "window {} before the faults changed", c.window);
+        } else if c.start_seconds >= faults_end + 1.0 {
+            compared += 1;
+            let diff = c.raw.iter().zip(&f.raw).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-3, "window {} after the faults: moods {:?} vs clean {:?}", c.window, f.raw, c.raw);
+            assert!((c.raw_presence - f.raw_presence).abs() < 1e-3, "window {} presence", c.window);
+        }
+    }
+    assert!(compared >= 10, "{compared} windows after the faults");
+
+    // Real time too, at other rates and block sizes: the audio passes untouched.
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--faults-at", "2", "--rate", "96000", "--rate", "22050", "--block", "variable:8192"])
+        .run()
+        .report();
+    assert_clean_passes(&report, "faulty input, real time");
+    let report = HostRun::new(&release_clap(), &wav)
+        .args(["--faults-at", "2", "--channels", "1", "--block", "1", "--seconds", "8"])
+        .run()
+        .report();
+    assert_clean_passes(&report, "faulty input, mono, 1-sample blocks");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Missing or corrupt models
+
+#[test]
+fn without_usable_models_the_plugin_loads_and_passes_audio() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 4.0, None, 2);
+    let empty = dir.path().join("no-models");
+    std::fs::create_dir(&empty).unwrap();
+    let corrupt = dir.path().join("corrupt-models");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("yamnet.onnx"), b"not an onnx model").unwrap();
+    std::fs::copy(models().join("yamnet_class_map.csv"), corrupt.join("yamnet_class_map.csv")).unwrap();
+    for (what, models) in [("no model files", &empty), ("a corrupt model file", &corrupt)] {
+        for offline in [false, true] {
+            let log = dir.path().join(format!("log-{offline}.csv"));
+            let mut run = HostRun::new(&release_clap(), &wav)
+                .models(models)
+                .window_log(&log)
+                .args(["--rate", "44100", "--rate", "48000", "--flaps", "2", "--linger", "0.3"]);
+            if offline {
+                run = run.arg("--offline");
+            }
+            let outcome = run.run();
+            let report = outcome.report();
+            assert_clean_passes(&report, &format!("{what} (offline: {offline})"));
+            assert!(!log.exists(), "{what}: no analysis, no window log");
+            // The problem is reported (nice-plug's log, stderr) with what to do about it.
+            assert!(
+                outcome.stderr.contains("cargo xtask install-models"),
+                "{what}: the status should say how to install the models; stderr:\n{}",
+                outcome.stderr
+            );
+        }
+    }
+}
