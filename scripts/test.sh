@@ -22,7 +22,7 @@ $sudo apt-get install -y -qq --no-install-recommends \
   libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
 
 echo "== python reference tools"
-python3 -m pip install -q -r tests/python/requirements-convert.txt
+python3 -m pip install -q -r tests/python/requirements-convert.txt -r tests/python/requirements-host.txt
 python3 -m pip install -q --no-deps torchvggish==0.2
 
 echo "== models"
@@ -32,4 +32,8 @@ echo "== plugin bundles"
 cargo xtask bundle moodscope --release
 
 echo "== tests"
-cargo test --workspace --features moodscope/cli --no-fail-fast
+status=0
+cargo test --workspace --features moodscope/cli --no-fail-fast || status=1
+# The VST3 bundle in a real host: Spotify's pedalboard.
+python3 -m pytest -q tests/python/test_vst3_pedalboard.py || status=1
+exit $status

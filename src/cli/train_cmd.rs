@@ -17,8 +17,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use moodscope_train::experiment::{self, Event, ExperimentOptions};
 use moodscope_train::{
-    cross_validate, ClipDecision, export_head, plot_curves, plot_cv_confusion, train, CvReport, Dataset, EmbeddingSource, HeadSpec,
-    Progress, Sequence,
+    cross_validate, export_head, plot_curves, plot_cv_confusion, train, ClipDecision, CvReport,
+    Dataset, EmbeddingSource, HeadSpec, Progress, Sequence,
 };
 
 use super::{hop_frames, parse_backbone, report_error, Outcome};
@@ -31,8 +31,8 @@ use crate::models::ModelDir;
 /// Which head to train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Recipe {
-    /// Moodscope's streaming LSTM head (normalisation, dropout, weight decay, mixup, streaming
-    /// training, an ensemble of 5): what the shipped AudioSet head is.
+    /// Moodscope's streaming LSTM head (input normalisation, dropout, weight decay, mixup,
+    /// streaming training, an ensemble of 3): what the shipped AudioSet head is.
     Streaming,
     /// The study's 1-layer LSTM (64 units, last window).
     Lstm1,
@@ -60,7 +60,12 @@ impl Recipe {
 pub struct TrainArgs {
     /// Folder with one subfolder of audio files per label (WAV, FLAC, MP3, Ogg Vorbis); each
     /// subfolder's name is a label. At least two labels.
-    #[arg(long, value_name = "DIR", required_unless_present = "audioset", conflicts_with = "audioset")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "audioset",
+        conflicts_with = "audioset"
+    )]
     data: Option<PathBuf>,
     /// Instead of --data: rerun the study's Table 1 on AudioSet's released embeddings (a
     /// TFRecord file of SequenceExamples, or a folder of them) and export the AudioSet heads.
@@ -96,7 +101,7 @@ pub struct TrainArgs {
     /// Cross-validation repeats, with seeds 1..=N (default: 1; `--audioset`: 3).
     #[arg(long)]
     seeds: Option<u64>,
-    /// Folder the head is written to (`--audioset`: default models/heads).
+    /// Folder the head is written to (default: the current folder; `--audioset`: models/heads).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Name of the head's files (default: the data folder's name and the backbone).
@@ -118,7 +123,9 @@ pub fn run(args: TrainArgs, models: &ModelDir) -> Outcome {
         (_, Some(audioset)) => run_audioset(&args, audioset),
         (Some(data), None) => run_folders(&args, data, models),
         (None, None) => {
-            eprintln!("moodscope: give --data DIR (one subfolder of audio per label) or --audioset FILE");
+            eprintln!(
+                "moodscope: give --data DIR (one subfolder of audio per label) or --audioset FILE"
+            );
             Outcome::Failed
         }
     }
@@ -128,7 +135,12 @@ pub fn run(args: TrainArgs, models: &ModelDir) -> Outcome {
 fn progress_line(p: &Progress) {
     if p.epoch == p.epochs {
         match p.validation_accuracy {
-            Some(a) => eprintln!("  {} run {}/{}: validation accuracy {a:.3}", p.head, p.run + 1, p.runs),
+            Some(a) => eprintln!(
+                "  {} run {}/{}: validation accuracy {a:.3}",
+                p.head,
+                p.run + 1,
+                p.runs
+            ),
             None => eprintln!("  {}: trained ({} epochs)", p.head, p.epochs),
         }
     }
@@ -136,13 +148,18 @@ fn progress_line(p: &Progress) {
 
 fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
     let class_labels = args.class_labels.clone().unwrap_or_else(|| {
-        data.parent().unwrap_or(Path::new(".")).join("class_labels_indices.csv")
+        data.parent()
+            .unwrap_or(Path::new("."))
+            .join("class_labels_indices.csv")
     });
     let mut heads = experiment::table1_heads();
     if !args.only.is_empty() {
         heads.retain(|h| args.only.iter().any(|o| h.spec.name.contains(o.as_str())));
         if heads.is_empty() {
-            eprintln!("moodscope: --only {} matches none of the experiment's heads", args.only.join(","));
+            eprintln!(
+                "moodscope: --only {} matches none of the experiment's heads",
+                args.only.join(",")
+            );
             return Outcome::Failed;
         }
     }
@@ -154,9 +171,16 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
             head.spec.ensemble = ensemble;
         }
     }
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("models/heads"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("models/heads"));
     let command = std::iter::once("moodscope".to_owned())
-        .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
+        .chain(
+            std::env::args()
+                .skip(1)
+                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
+        )
         .collect::<Vec<_>>()
         .join(" ");
     let options = ExperimentOptions {
@@ -177,7 +201,11 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
     }) {
         Ok(result) => {
             println!("{result}");
-            eprintln!("done in {:.0} s; figures in {}", start.elapsed().as_secs_f64(), options.figures.display());
+            eprintln!(
+                "done in {:.0} s; figures in {}",
+                start.elapsed().as_secs_f64(),
+                options.figures.display()
+            );
             if result.record_errors.is_empty() {
                 Outcome::Done
             } else {
@@ -213,29 +241,44 @@ pub(super) fn list_label_folders(dir: &Path) -> Result<LabelFolders, String> {
         paths.sort();
         Ok(paths)
     };
-    let mut folders = LabelFolders { labels: Vec::new(), files: Vec::new(), warnings: Vec::new() };
+    let mut folders = LabelFolders {
+        labels: Vec::new(),
+        files: Vec::new(),
+        warnings: Vec::new(),
+    };
     let mut loose = 0;
     for path in entries(dir)? {
         if path.is_dir() {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.starts_with('.') {
                 continue;
             }
             let mut files = Vec::new();
             for file in entries(&path)? {
                 let audio = file.is_file()
-                    && file
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+                    && file.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                    });
                 if audio {
                     files.push(file);
-                } else if !file.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                    folders.warnings.push(format!("{}: not an audio file (.wav, .flac, .mp3, .ogg): passed over", file.display()));
+                } else if !file
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                {
+                    folders.warnings.push(format!(
+                        "{}: not an audio file (.wav, .flac, .mp3, .ogg): passed over",
+                        file.display()
+                    ));
                 }
             }
             if files.is_empty() {
-                folders.warnings.push(format!("label `{name}` ({}) holds no audio files", path.display()));
+                folders.warnings.push(format!(
+                    "label `{name}` ({}) holds no audio files",
+                    path.display()
+                ));
             }
             folders.labels.push(name);
             folders.files.push(files);
@@ -302,12 +345,23 @@ pub(super) fn embed_file(
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|p| backbone.embed(&p.data).map(|o| o.embedding).map_err(|e| e.to_string()))
+                        .map(|p| {
+                            backbone
+                                .embed(&p.data)
+                                .map(|o| o.embedding)
+                                .map_err(|e| e.to_string())
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     });
     embedded.into_iter().collect()
 }
@@ -320,7 +374,10 @@ pub(super) fn embed_folders(
     hop_frames: usize,
     threads: usize,
 ) -> (Dataset, bool) {
-    let mut data = Dataset { labels: folders.labels.clone(), items: Vec::new() };
+    let mut data = Dataset {
+        labels: folders.labels.clone(),
+        items: Vec::new(),
+    };
     let mut failed = false;
     let total: usize = folders.files.iter().map(Vec::len).sum();
     let mut done = 0;
@@ -329,8 +386,16 @@ pub(super) fn embed_folders(
             done += 1;
             match embed_file(file, backbone, hop_frames, threads) {
                 Ok(embeddings) => {
-                    eprintln!("  [{done}/{total}] {}: {} windows", file.display(), embeddings.len());
-                    data.items.push(Sequence { id: file.display().to_string(), label, embeddings });
+                    eprintln!(
+                        "  [{done}/{total}] {}: {} windows",
+                        file.display(),
+                        embeddings.len()
+                    );
+                    data.items.push(Sequence {
+                        id: file.display().to_string(),
+                        label,
+                        embeddings,
+                    });
                 }
                 Err(reason) => {
                     report_error(file, format!("{reason}; left out"));
@@ -343,8 +408,12 @@ pub(super) fn embed_folders(
 }
 
 /// Loads the backbone, or explains why it cannot.
-pub(super) fn load_backbone(kind: BackboneKind, models: &ModelDir) -> Result<Arc<dyn Backbone>, String> {
-    backbone::load(kind, models).map_err(|e| format!("cannot load the {} backbone: {e}", kind.name()))
+pub(super) fn load_backbone(
+    kind: BackboneKind,
+    models: &ModelDir,
+) -> Result<Arc<dyn Backbone>, String> {
+    backbone::load(kind, models)
+        .map_err(|e| format!("cannot load the {} backbone: {e}", kind.name()))
 }
 
 fn default_name(data: &Path, backbone: BackboneKind) -> String {
@@ -354,9 +423,19 @@ fn default_name(data: &Path, backbone: BackboneKind) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "head".into())
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    format!("{}-{}", if stem.is_empty() { "head" } else { &stem }, backbone.name())
+    format!(
+        "{}-{}",
+        if stem.is_empty() { "head" } else { &stem },
+        backbone.name()
+    )
 }
 
 fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
@@ -375,17 +454,27 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
     if let Some(ensemble) = args.ensemble {
         spec.ensemble = ensemble;
     }
-    spec.crop_windows = if args.crop > 0.0 { (args.crop / hop_seconds).round().max(1.0) as usize } else { 0 };
+    spec.crop_windows = if args.crop > 0.0 {
+        (args.crop / hop_seconds).round().max(1.0) as usize
+    } else {
+        0
+    };
     // A file is a whole recording, not a 10 s clip: it is decided by the mean of its windows.
     spec.decision = Some(ClipDecision::MeanProbabilities);
     if let Err(e) = spec.check() {
         eprintln!("moodscope: {e}");
         return Outcome::Failed;
     }
-    let name = args.name.clone().unwrap_or_else(|| default_name(dir, args.backbone));
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(dir, args.backbone));
     spec.name = name.clone();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
-    let figures = args.figures.clone().unwrap_or_else(|| out.join(format!("{name}-figures")));
+    let figures = args
+        .figures
+        .clone()
+        .unwrap_or_else(|| out.join(format!("{name}-figures")));
 
     let folders = match list_label_folders(dir) {
         Ok(f) => f,
@@ -404,7 +493,11 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
             return Outcome::Failed;
         }
     };
-    eprintln!("embedding {} files with {} (hop {hop_seconds} s)", folders.files.iter().map(Vec::len).sum::<usize>(), args.backbone.name());
+    eprintln!(
+        "embedding {} files with {} (hop {hop_seconds} s)",
+        folders.files.iter().map(Vec::len).sum::<usize>(),
+        args.backbone.name()
+    );
     let (data, some_failed) = embed_folders(&folders, backbone.as_ref(), hop, args.threads);
     let incomplete = some_failed || !folders.warnings.is_empty();
     eprintln!("data: {data}");
@@ -436,13 +529,18 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
     }
     let source = EmbeddingSource {
         backbone: args.backbone.name().into(),
-        window_seconds: (features::PATCH_FRAMES * features::STFT_HOP) as f64 / features::MODEL_RATE as f64,
+        window_seconds: (features::PATCH_FRAMES * features::STFT_HOP) as f64
+            / features::MODEL_RATE as f64,
         hop_seconds,
     };
     let figures = serde_json::json!({ "cross_validation": report.figures_json() });
     match export_head(&head, &out, &name, &source, figures) {
         Ok(json) => {
-            println!("wrote {} (trained in {seconds:.1} s on {} clips); use it with:", json.display(), head.summary.clips);
+            println!(
+                "wrote {} (trained in {seconds:.1} s on {} clips); use it with:",
+                json.display(),
+                head.summary.clips
+            );
             println!(
                 "  moodscope analyze --backbone {} --hop {hop_seconds} --head {} FILE...",
                 args.backbone.name(),
@@ -463,7 +561,8 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
 
 /// The validation-accuracy curve and the confusion matrix of a cross-validated head, as PNG.
 pub(super) fn write_figures(report: &CvReport, dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the folder: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create the folder: {e}", dir.display()))?;
     let title = format!(
         "Validation accuracy per epoch, {}-fold cross-validation x {} seed(s), {} clips",
         report.k,
@@ -518,13 +617,17 @@ mod tests {
 
     fn track(name: &str) -> (Vec<f32>, u32) {
         let path = Path::new(MUSIC).join(name);
-        read_mono_file(&path).unwrap_or_else(|e| panic!("{}: {e} (apt-get install hyperrogue-music)", path.display()))
+        read_mono_file(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (apt-get install hyperrogue-music)", path.display())
+        })
     }
 
     /// Writes `samples` as a 16-bit PCM mono WAV file.
     fn write_wav(path: &Path, samples: &[f32], rate: u32) {
-        let data: Vec<u8> =
-            samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+        let data: Vec<u8> = samples
+            .iter()
+            .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+            .collect();
         let mut bytes = Vec::with_capacity(44 + data.len());
         bytes.extend_from_slice(b"RIFF");
         bytes.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
@@ -543,7 +646,13 @@ mod tests {
     }
 
     /// Excerpts of `seconds` starting at `starts` (seconds) of each track into `dir/label/`.
-    fn excerpts(dir: &Path, label: &str, tracks: &[(&str, &(Vec<f32>, u32))], starts: &[f64], seconds: f64) -> Vec<PathBuf> {
+    fn excerpts(
+        dir: &Path,
+        label: &str,
+        tracks: &[(&str, &(Vec<f32>, u32))],
+        starts: &[f64],
+        seconds: f64,
+    ) -> Vec<PathBuf> {
         let folder = dir.join(label);
         std::fs::create_dir_all(&folder).unwrap();
         let mut written = Vec::new();
@@ -551,7 +660,10 @@ mod tests {
             for &start in starts {
                 let from = (start * *rate as f64) as usize;
                 let to = from + (seconds * *rate as f64) as usize;
-                assert!(to <= samples.len(), "{name} is shorter than {start} + {seconds} s");
+                assert!(
+                    to <= samples.len(),
+                    "{name} is shorter than {start} + {seconds} s"
+                );
                 let path = folder.join(format!("{}-{start:03}.wav", name.trim_end_matches(".ogg")));
                 write_wav(&path, &samples[from..to], *rate);
                 written.push(path);
@@ -563,11 +675,15 @@ mod tests {
     #[test]
     fn trains_on_labelled_folders_of_real_music_and_the_head_loads_and_measures() {
         let models = models();
-        let songs: Vec<(&str, (Vec<f32>, u32))> =
-            ["hr3-rlyeh.ogg", "hr3-graveyard.ogg", "hr-savino-caribbean.ogg", "hr3-jungle.ogg"]
-                .into_iter()
-                .map(|name| (name, track(name)))
-                .collect();
+        let songs: Vec<(&str, (Vec<f32>, u32))> = [
+            "hr3-rlyeh.ogg",
+            "hr3-graveyard.ogg",
+            "hr-savino-caribbean.ogg",
+            "hr3-jungle.ogg",
+        ]
+        .into_iter()
+        .map(|name| (name, track(name)))
+        .collect();
         let dark = [(songs[0].0, &songs[0].1), (songs[1].0, &songs[1].1)];
         let bright = [(songs[2].0, &songs[2].1), (songs[3].0, &songs[3].1)];
         let work = tempfile::tempdir().unwrap();
@@ -576,7 +692,11 @@ mod tests {
         excerpts(&data, "bright", &bright, &[4.0, 14.0, 24.0, 34.0], 8.0);
         // Bad input: an empty label, an unreadable "audio" file, a stray text file, a loose file.
         std::fs::create_dir_all(data.join("empty")).unwrap();
-        std::fs::write(data.join("dark/broken.wav"), b"RIFF\x10\0\0\0WAVEnot really").unwrap();
+        std::fs::write(
+            data.join("dark/broken.wav"),
+            b"RIFF\x10\0\0\0WAVEnot really",
+        )
+        .unwrap();
         std::fs::write(data.join("bright/notes.txt"), b"not audio").unwrap();
         std::fs::write(data.join("README"), b"loose").unwrap();
 
@@ -594,9 +714,14 @@ mod tests {
             "--ensemble",
             "2",
         ]);
-        assert_eq!(run(cli.args, &models), Outcome::SomeFailed, "a file was unreadable: exit status 1");
+        assert_eq!(
+            run(cli.args, &models),
+            Outcome::SomeFailed,
+            "a file was unreadable: exit status 1"
+        );
         let json = out.join("mine.json");
-        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         // Labels in folder order, the empty one left out.
         assert_eq!(meta["labels"], serde_json::json!(["bright", "dark"]));
         assert_eq!(meta["backbone"], "yamnet");
@@ -606,7 +731,10 @@ mod tests {
         let cv = &meta["training"]["figures"]["cross_validation"];
         assert_eq!(cv["clips"], 16, "{cv}");
         assert!(cv["accuracy"].as_f64().unwrap() >= 0.8, "{cv}");
-        assert!(cv["warnings"].to_string().contains("`empty` has no clips"), "{cv}");
+        assert!(
+            cv["warnings"].to_string().contains("`empty` has no clips"),
+            "{cv}"
+        );
         assert!(out.join("mine-figures/validation-accuracy.png").is_file());
         assert!(out.join("mine-figures/confusion.png").is_file());
 
@@ -622,7 +750,10 @@ mod tests {
             hop_frames: None,
         };
         let mut analyser = Analyser::new(config, &models).unwrap();
-        assert_eq!(analyser.labels().to_vec(), vec!["bright".to_string(), "dark".to_string()]);
+        assert_eq!(
+            analyser.labels().to_vec(),
+            vec!["bright".to_string(), "dark".to_string()]
+        );
         let mut readings = Vec::new();
         analyser.push(&samples, &mut readings).unwrap();
         analyser.finish(&mut readings).unwrap();
@@ -643,7 +774,10 @@ mod tests {
         ]);
         let (report, name, some_failed) = eval_cmd::measure(&eval.args, &models).unwrap();
         println!("{report}");
-        assert_eq!((name.as_str(), some_failed, report.clips), ("mine", false, 8));
+        assert_eq!(
+            (name.as_str(), some_failed, report.clips),
+            ("mine", false, 8)
+        );
         assert!(report.accuracy.value >= 0.75, "{report}");
         assert_eq!(eval_cmd::run(eval.args, &models), Outcome::Done);
         assert!(work.path().join("eval/confusion-mine.png").is_file());
@@ -652,17 +786,37 @@ mod tests {
     #[test]
     fn unusable_training_folders_are_clear_errors() {
         let work = tempfile::tempdir().unwrap();
-        let err = list_label_folders(&work.path().join("missing")).err().unwrap();
-        assert!(err.contains("missing") && err.contains("cannot read"), "{err}");
+        let err = list_label_folders(&work.path().join("missing"))
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("missing") && err.contains("cannot read"),
+            "{err}"
+        );
         std::fs::create_dir_all(work.path().join("only")).unwrap();
         let err = list_label_folders(work.path()).err().unwrap();
-        assert!(err.contains("at least two") && err.contains("found 1"), "{err}");
+        assert!(
+            err.contains("at least two") && err.contains("found 1"),
+            "{err}"
+        );
         // Two labels, but one of them has nothing readable: training cannot go on.
         std::fs::create_dir_all(work.path().join("other")).unwrap();
         std::fs::write(work.path().join("only/a.wav"), b"garbage").unwrap();
         std::fs::write(work.path().join("other/b.flac"), b"garbage").unwrap();
-        let cli = TrainCli::parse_from(["train", "--data", work.path().to_str().unwrap(), "--out", work.path().to_str().unwrap()]);
+        let cli = TrainCli::parse_from([
+            "train",
+            "--data",
+            work.path().to_str().unwrap(),
+            "--out",
+            work.path().to_str().unwrap(),
+        ]);
         assert_eq!(run(cli.args, &models()), Outcome::Failed);
-        assert!(!work.path().join(format!("{}.json", default_name(work.path(), BackboneKind::Yamnet))).exists());
+        assert!(!work
+            .path()
+            .join(format!(
+                "{}.json",
+                default_name(work.path(), BackboneKind::Yamnet)
+            ))
+            .exists());
     }
 }

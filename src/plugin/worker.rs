@@ -388,6 +388,11 @@ struct Stream {
     retry_at: Instant,
     panic_backoff: Duration,
     buffer: Vec<f32>,
+    /// Samples of the host stream since the last reset that came through the ring (analysed,
+    /// drained while there was no analysis, or dropped): where a session built mid-stream (after
+    /// a failure, a panic or a settings change) starts on the stream's clock, so that its
+    /// published timestamps stay host-stream time.
+    stream_position: u64,
     last_drop: Option<Instant>,
     /// The analyser's count of NaN/Inf input samples as last seen, and when it last grew.
     non_finite_seen: u64,
@@ -405,6 +410,7 @@ impl Stream {
             retry_at: Instant::now(),
             panic_backoff: FIRST_PANIC_BACKOFF,
             buffer: vec![0.0; CHUNK],
+            stream_position: 0,
             last_drop: None,
             non_finite_seen: 0,
             last_non_finite: None,
@@ -421,8 +427,9 @@ impl Stream {
         }
         if self.session.is_none() && Instant::now() >= self.retry_at {
             match Session::new(&settings, self.sample_rate, models, published.clone()) {
-                Ok(session) => {
+                Ok(mut session) => {
                     // What queued during the model load is analysed next, within the lag limit.
+                    session.note_dropped(self.stream_position);
                     self.session = Some(session);
                     self.shown = None;
                 }
@@ -438,6 +445,10 @@ impl Stream {
         loop {
             let want = self.buffer.len().min(budget);
             let read = self.reader.read(&mut self.buffer[..want], backlog);
+            if read.reset {
+                self.stream_position = 0;
+            }
+            self.stream_position += read.dropped + read.len as u64;
             let Some(session) = &mut self.session else {
                 // No analysis: keep the ring drained so nothing overruns; nothing is lost that
                 // would have been analysed.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
+use clack_extensions::audio_ports_config::{AudioPortsConfigBuffer, PluginAudioPortsConfig};
 use clack_extensions::latency::PluginLatency;
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
@@ -61,6 +62,10 @@ pub struct ParamDesc {
     pub value: f64,
     /// The plugin's own text for the current value (with its unit).
     pub text: String,
+    /// The plugin's text for the minimum and the maximum (CLAP values may be normalized, as
+    /// nice-plug does for continuous parameters: the text says what they mean).
+    pub min_text: String,
+    pub max_text: String,
     pub stepped: bool,
     pub automatable: bool,
 }
@@ -131,6 +136,7 @@ pub struct Host {
     state: Option<PluginState>,
     render: Option<PluginRender>,
     audio_ports: Option<PluginAudioPorts>,
+    audio_ports_config: Option<PluginAudioPortsConfig>,
     latency: Option<PluginLatency>,
 }
 
@@ -166,8 +172,9 @@ impl Host {
         let state = handle.get_extension();
         let render = handle.get_extension();
         let audio_ports = handle.get_extension();
+        let audio_ports_config = handle.get_extension();
         let latency = handle.get_extension();
-        Ok(Self { instance, entry, id, name, params, state, render, audio_ports, latency })
+        Ok(Self { instance, entry, id, name, params, state, render, audio_ports, audio_ports_config, latency })
     }
 
     pub fn entry(&self) -> &PluginEntry {
@@ -200,11 +207,15 @@ impl Host {
             let flags = info.flags;
             let (min, max, default) = (info.min_value, info.max_value, info.default_value);
             let value = ext.get_value(&mut handle, id).ok_or_else(|| anyhow!("no value for parameter {name}"))?;
-            let mut text = [0u8; 256];
-            let text = ext
-                .value_to_text(&mut handle, id, value, &mut text)
-                .map(|t| String::from_utf8_lossy(t).into_owned())
-                .unwrap_or_default();
+            let mut text_of = |v: f64| {
+                let mut buffer = [0u8; 256];
+                ext.value_to_text(&mut handle, id, v, &mut buffer)
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_default()
+            };
+            let text = text_of(value);
+            let min_text = text_of(min);
+            let max_text = text_of(max);
             out.push(ParamDesc {
                 id: id.get(),
                 name,
@@ -213,6 +224,8 @@ impl Host {
                 default,
                 value,
                 text,
+                min_text,
+                max_text,
                 stepped: flags.contains(clack_extensions::params::ParamInfoFlags::IS_STEPPED),
                 automatable: flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
             });
@@ -234,6 +247,14 @@ impl Host {
             .ok_or_else(|| anyhow!("parameters are set here only while the plugin is inactive"))?;
         ext.flush(&mut handle, &events.as_input(), &mut output.as_output());
         Ok(())
+    }
+
+    /// The CLAP value the plugin gives a text (`"7.5 s"`, `"80 %"`, `"0.96 s"`) for a parameter.
+    pub fn value_from_text(&mut self, id: u32, text: &str) -> Result<f64> {
+        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let c_text = CString::new(text)?;
+        ext.text_to_value(&mut self.instance.plugin_handle(), ClapId::new(id), &c_text)
+            .ok_or_else(|| anyhow!("the plugin does not understand `{text}` for parameter {id}"))
     }
 
     /// The plugin's id for a parameter name.
@@ -262,6 +283,35 @@ impl Host {
         let ext = self.render.ok_or_else(|| anyhow!("the plugin has no render extension"))?;
         let mode = if offline { RenderMode::Offline } else { RenderMode::Realtime };
         ext.set(&mut self.instance.plugin_handle(), mode).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Selects the plugin's port configuration with `channels` channels on its main input and
+    /// output (audio-ports-config), as a host does for a mono or a stereo track. Inactive only.
+    pub fn select_layout(&mut self, channels: u32) -> Result<()> {
+        if self.main_port_channels()? == (channels, channels) {
+            return Ok(());
+        }
+        let ext = self.audio_ports_config.ok_or_else(|| anyhow!("the plugin has no audio-ports-config extension"))?;
+        let mut handle = self.instance.plugin_handle();
+        let mut found = None;
+        for index in 0..ext.count(&mut handle) {
+            let mut buffer = AudioPortsConfigBuffer::new();
+            if let Some(config) = ext.get(&mut handle, index, &mut buffer) {
+                let input = config.main_input.as_ref().map(|p| p.channel_count);
+                let output = config.main_output.as_ref().map(|p| p.channel_count);
+                if input == Some(channels) && output == Some(channels) {
+                    found = Some(config.id);
+                    break;
+                }
+            }
+        }
+        let id = found.ok_or_else(|| anyhow!("the plugin offers no {channels}-channel port configuration"))?;
+        ext.select(&mut handle, id).map_err(|e| anyhow!("selecting the {channels}-channel configuration: {e:?}"))?;
+        let now = self.main_port_channels()?;
+        if now != (channels, channels) {
+            bail!("after selecting the {channels}-channel configuration the ports have {now:?} channels");
+        }
+        Ok(())
     }
 
     /// Channel counts of the plugin's main input and output ports.

@@ -62,9 +62,10 @@ struct RunArgs {
     /// Reset the plugin at this second of each pass.
     #[arg(long)]
     reset_at: Option<f64>,
-    /// Set a parameter before activation: `NAME=PLAIN_VALUE` (repeatable).
+    /// Set a parameter before activation: `NAME=TEXT`, the text as the plugin shows values
+    /// (`Smoothing=7.5 s`, `Sensitivity=80 %`, `Window hop=0.96 s`); repeatable.
     #[arg(long = "set", value_parser = parse_assignment)]
-    set: Vec<(String, f64)>,
+    set: Vec<(String, String)>,
     /// Save the state, load it into a fresh instance and run that one.
     #[arg(long)]
     state_roundtrip: bool,
@@ -81,12 +82,14 @@ struct RunArgs {
     /// Seconds to stay started after each pass's last block (lets the worker catch up).
     #[arg(long, default_value_t = 0.0)]
     linger: f64,
+    /// Seconds to wait between each activation and the first block (the worker loads models).
+    #[arg(long, default_value_t = 0.0)]
+    preroll: f64,
 }
 
-fn parse_assignment(s: &str) -> Result<(String, f64), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
-    let value = value.parse().map_err(|_| format!("`{value}` is not a number"))?;
-    Ok((name.to_owned(), value))
+fn parse_assignment(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=TEXT"))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         flaps: args.flaps,
         automate: args.automate,
         linger: args.linger,
+        preroll: args.preroll,
     };
     match scenario::run(&scenario) {
         Ok(report) => match serde_json::to_string_pretty(&report) {

@@ -38,8 +38,8 @@ pub struct Scenario {
     pub faults_at: Option<f64>,
     /// Reset the plugin at this second of each pass (a transport jump).
     pub reset_at: Option<f64>,
-    /// Parameters to set before activation: (name, plain value).
-    pub set: Vec<(String, f64)>,
+    /// Parameters to set before activation: (name, text as the plugin writes it, e.g. "7.5 s").
+    pub set: Vec<(String, String)>,
     /// Save the state, load it into a fresh instance, and use that one.
     pub state_roundtrip: bool,
     /// The plugin's window log to read back (the caller sets `MOODSCOPE_WINDOW_LOG` to it).
@@ -51,6 +51,9 @@ pub struct Scenario {
     pub automate: bool,
     /// Seconds to stay started after each pass's last block, before stopping and deactivating.
     pub linger: f64,
+    /// Seconds to wait between activating and starting to process, as a DAW does between
+    /// loading a session and the user pressing play (the plugin's worker loads its models then).
+    pub preroll: f64,
 }
 
 impl Scenario {
@@ -75,6 +78,7 @@ impl Scenario {
             flaps: 0,
             automate: false,
             linger: 0.0,
+            preroll: 0.0,
         }
     }
 }
@@ -129,8 +133,9 @@ pub fn run(s: &Scenario) -> Result<Report> {
     let mut host = Host::load(&s.plugin, s.plugin_id.as_deref())?;
     if !s.set.is_empty() {
         let mut values = Vec::new();
-        for (name, value) in &s.set {
-            values.push((host.param_id(name)?, *value));
+        for (name, text) in &s.set {
+            let id = host.param_id(name)?;
+            values.push((id, host.value_from_text(id, text)?));
         }
         host.set_params(&values)?;
     }
@@ -153,6 +158,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
     if s.offline {
         host.set_offline(true)?;
     }
+    host.select_layout(s.channels as u32)?;
     let params = host.params()?;
     let ports = host.main_port_channels()?;
 
@@ -211,6 +217,10 @@ pub fn run(s: &Scenario) -> Result<Report> {
         }
         let processor = host.activate(rate, s.blocks.max_block())?;
         let latency = host.latency();
+        if s.preroll > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(s.preroll));
+            host.idle();
+        }
         let playback = Playback {
             blocks: s.blocks,
             speed: s.speed,

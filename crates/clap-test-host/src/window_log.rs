@@ -40,7 +40,7 @@ pub fn parse(text: &str) -> Result<WindowLog> {
     let labels: Vec<String> =
         header.iter().filter_map(|h| h.strip_prefix("raw_")).filter(|h| *h != "presence").map(str::to_owned).collect();
     let k = labels.len();
-    let expected = 4 + k + 6 + k;
+    let expected = 4 + k + 5 + k;
     if header.len() != expected || header[..4] != ["window", "start_seconds", "end_seconds", "raw_presence"] {
         bail!("unexpected header {header:?}");
     }

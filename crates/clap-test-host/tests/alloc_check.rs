@@ -71,10 +71,11 @@ fn a_panicking_worker_is_caught_and_restarted() {
     let dir = tempdir();
     let (stereo, _) = excerpt(dir.path(), MUSIC, 30.0, 6.0, None, 2);
     let log = dir.path().join("windows.csv");
-    // The first analysis push panics; the worker reports it, waits 0.5 s and rebuilds.
+    // The first analysis push panics; the worker reports it, waits 0.5 s and rebuilds. Paced
+    // in real time, so that this debug build's worker keeps up even beside other tests.
     let outcome = HostRun::new(&plugin, &stereo)
         .env("MOODSCOPE_DEBUG_WORKER_PANICS", "1")
-        .args(["--rate", "48000", "--block", "512", "--speed", "2", "--linger", "1.0"])
+        .args(["--rate", "48000", "--block", "512", "--speed", "1", "--linger", "1.5"])
         .window_log(&log)
         .run();
     let report = outcome.report();

@@ -67,11 +67,15 @@ fn stereo_music_in_single_sample_blocks_passes_bit_exact() {
 fn rate_changes_and_repeated_activation_pass_bit_exact() {
     let dir = tempdir();
     let (wav, _) = excerpt(dir.path(), MUSIC, 10.0, 8.0, None, 2);
+    let log_path = dir.path().join("windows.csv");
     // One instance, re-activated at each rate in turn (the audio is resampled to it), after
-    // eight quick activate/deactivate cycles, half of them with a burst of audio.
+    // eight quick activate/deactivate cycles, half of them with a burst of audio. Each pass
+    // starts 1.5 s after its activation (the worker loads the model meanwhile) and is paced at
+    // 6x real time, so that the worker keeps up.
     let report = HostRun::new(&release_clap(), &wav)
         .args(["--rate", "48000", "--rate", "22050", "--rate", "96000", "--rate", "192000", "--rate", "44100"])
-        .args(["--block", "512", "--flaps", "8"])
+        .args(["--block", "512", "--flaps", "8", "--speed", "6", "--preroll", "1.5", "--linger", "0.5"])
+        .window_log(&log_path)
         .run()
         .report();
     assert_clean_passes(&report, "rate changes");
@@ -81,6 +85,25 @@ fn rate_changes_and_repeated_activation_pass_bit_exact() {
     for pass in &report.passes {
         let expected = 8.0 * pass.rate as f64;
         assert!((pass.frames as f64 - expected).abs() < 0.01 * expected, "{} frames at {} Hz", pass.frames, pass.rate);
+    }
+    // After all those re-initialisations the analysis of the last activation (44.1 kHz, the
+    // file's own rate) starts cleanly from the stream's start: its windows are those of
+    // `moodscope analyze` on the same audio, bit for bit (the real-time path analyses the
+    // same samples, only in other chunks), except the last ones, cut off by the deactivation.
+    let log = read_log(&log_path);
+    assert_sane_moods(&log, "after rate changes");
+    let (_, readings, _) = analyze_like_the_cli(&wav);
+    assert!(log.rows.len() + 2 >= readings.len(), "{} of {} windows analysed in real time", log.rows.len(), readings.len());
+    for (row, reading) in log.rows.iter().zip(&readings) {
+        assert_eq!((row.window, row.start_seconds, row.end_seconds), (reading.index, reading.start_seconds, reading.end_seconds));
+        assert!(
+            same_bits(&row.raw, &reading.probabilities) && row.raw_presence.to_bits() == reading.presence.to_bits(),
+            "window {} after rate changes: real time {:?}, analyze {:?}",
+            row.window,
+            row.raw,
+            reading.probabilities
+        );
+        assert_eq!(row.audio_end_seconds, row.end_seconds, "no audio dropped at 6x real time");
     }
 }
 
@@ -129,14 +152,17 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
     let names: Vec<&str> = report.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Smoothing", "Sensitivity", "Window hop", "Backbone", "Head"]);
 
+    // nice-plug shows continuous parameters to CLAP hosts normalized (0–1, skewed for the
+    // smoothing); the plugin's texts say what the values mean.
     let smoothing = by_name("Smoothing");
-    assert_eq!((smoothing.min, smoothing.max, smoothing.default, smoothing.value), (0.0, 30.0, 2.0, 2.0));
-    assert_eq!(smoothing.text, "2.00 s");
+    assert_eq!((smoothing.min, smoothing.max), (0.0, 1.0));
+    assert_eq!((smoothing.min_text.as_str(), smoothing.text.as_str(), smoothing.max_text.as_str()), ("0.00 s", "2.00 s", "30.00 s"));
+    assert_eq!(smoothing.default, smoothing.value);
     assert!(smoothing.automatable && !smoothing.stepped);
 
     let sensitivity = by_name("Sensitivity");
     assert_eq!((sensitivity.min, sensitivity.max, sensitivity.default), (0.0, 1.0, 0.5));
-    assert_eq!(sensitivity.text, "50 %");
+    assert_eq!((sensitivity.min_text.as_str(), sensitivity.text.as_str(), sensitivity.max_text.as_str()), ("0 %", "50 %", "100 %"));
     assert!(sensitivity.automatable);
 
     for (name, steps, text) in [("Window hop", 3.0, "Backbone's own"), ("Backbone", 1.0, "YAMNet"), ("Head", 1.0, "Default")] {
@@ -146,6 +172,9 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
         assert_eq!((p.min, p.max, p.default), (0.0, steps, 0.0), "{name}");
         assert_eq!(p.text, text, "{name}");
     }
+    assert_eq!(by_name("Window hop").max_text, "0.96 s");
+    assert_eq!(by_name("Backbone").max_text, "VGGish");
+    assert_eq!(by_name("Head").max_text, "Head file");
 }
 
 #[test]
@@ -156,7 +185,7 @@ fn state_round_trips_and_the_restored_settings_are_used() {
     // Set, save, load into a fresh instance (which must report the same parameters and save the
     // same state), then play through the fresh one.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--set", "Smoothing=7.5", "--set", "Sensitivity=0.8", "--set", "Window hop=3"])
+        .args(["--set", "Smoothing=7.5 s", "--set", "Sensitivity=80 %", "--set", "Window hop=0.96 s"])
         .args(["--state-roundtrip", "--speed", "8", "--linger", "0.5"])
         .window_log(&log)
         .run()
@@ -166,10 +195,11 @@ fn state_round_trips_and_the_restored_settings_are_used() {
     assert!(state.params_restored, "the fresh instance's parameters differ from the saved ones");
     assert!(state.resaved_identical, "the fresh instance saves a different state than it loaded");
     let value = |name: &str| report.params.iter().find(|p| p.name == name).unwrap().clone();
-    assert_eq!(value("Smoothing").value, 7.5);
     assert_eq!(value("Smoothing").text, "7.50 s");
     assert!((value("Sensitivity").value - 0.8).abs() < 1e-6);
+    assert_eq!(value("Sensitivity").text, "80 %");
     assert_eq!(value("Window hop").text, "0.96 s");
+    assert_eq!(value("Window hop").value, 3.0);
     assert_clean_passes(&report, "restored instance");
 
     // The restored hop (0.96 s) is what the analysis uses.
@@ -220,9 +250,11 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
     let dir = tempdir();
     let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 12.0, None, 2);
     let log_path = dir.path().join("windows.csv");
-    // Real time, paced at 3x (so the worker never falls behind), then 8 s of digital silence.
+    // Real time, paced at 3x (so the worker never falls behind) after a 1.5 s pre-roll (the
+    // model loads), then 8 s of digital silence.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--rate", "48000", "--block", "512", "--then-silence", "8", "--speed", "3", "--linger", "1.0"])
+        .args(["--rate", "48000", "--block", "512", "--then-silence", "8", "--speed", "3"])
+        .args(["--preroll", "1.5", "--linger", "1.0"])
         .window_log(&log_path)
         .run()
         .report();

@@ -1,26 +1,45 @@
-use moodscope_train::{audioset, cross_validate, HeadSpec};
-use std::path::Path;
+//! Cross-validates one head recipe with changed settings, for tuning (the numbers behind the
+//! choices in `HeadSpec::streaming_lstm` and `HeadSpec::clip_mean_logistic`).
+//!
+//! ```text
+//! cargo run -p moodscope-train --release --example probe -- RECIPE SEEDS [KEY=VALUE...]
+//! cargo run -p moodscope-train --release --example probe -- streaming 3 ens=1 epochs=15
+//! ```
+//!
+//! RECIPE: `logistic`, `lstm1`, `lstm3`, `mean` (clip-mean logistic regression) or `streaming`.
+//! Keys: epochs, lr, wd, drop, idrop, mixup, prefix, from, ens, norm (0/1), cos (0/1), hidden,
+//! crop, and the flags `last` / `every` (window loss). Data: `$AUDIOSET` or
+//! `../shared/data/audioset/audioset_moods_bal_train.tfrecord`.
+
+use std::path::PathBuf;
+
+use moodscope_train::{audioset, cross_validate, HeadKind, HeadSpec, LrSchedule, WindowLoss};
 
 fn main() -> anyhow::Result<()> {
-    let dir = Path::new("/work/shared/data/audioset");
-    let read = audioset::read_tfrecord(&dir.join("audioset_moods_bal_train.tfrecord"))?;
-    println!("{} records, {} errors", read.records(), read.errors.len());
+    let file = std::env::var_os("AUDIOSET").map_or_else(
+        || PathBuf::from("../shared/data/audioset/audioset_moods_bal_train.tfrecord"),
+        PathBuf::from,
+    );
+    let read = audioset::read_tfrecord(&file)?;
+    for e in &read.errors {
+        eprintln!("skipped: {e}");
+    }
+    let dir = file.parent().map(PathBuf::from).unwrap_or_default();
     let classes = audioset::ClassLabels::read(&dir.join("class_labels_indices.csv"))?;
     let data = audioset::mood_task(&read.clips, &classes)?;
     println!("{data}");
-    let lens: std::collections::BTreeMap<usize, usize> = data.items.iter().fold(Default::default(), |mut m, s| { *m.entry(s.embeddings.len()).or_default() += 1; m });
-    println!("lengths {lens:?}");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let seeds: Vec<u64> = (1..=args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1)).collect();
-    let mut spec = match args.first().map(String::as_str).unwrap_or("lstm1") {
+    let mut spec = match args.first().map(String::as_str).unwrap_or("streaming") {
         "logistic" => HeadSpec::study_logistic(),
         "lstm1" => HeadSpec::study_lstm(1),
         "lstm3" => HeadSpec::study_lstm(3),
         "mean" => HeadSpec::clip_mean_logistic(),
-        _ => HeadSpec::streaming_lstm(),
+        "streaming" => HeadSpec::streaming_lstm(),
+        other => anyhow::bail!("unknown recipe `{other}`"),
     };
-    for kv in args.iter().skip(2) {
-        let (k, v) = kv.split_once('=').unwrap();
+    for arg in args.iter().skip(2) {
+        let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
         match k {
             "epochs" => spec.epochs = v.parse()?,
             "lr" => spec.learning_rate = v.parse()?,
@@ -31,18 +50,34 @@ fn main() -> anyhow::Result<()> {
             "prefix" => spec.stream_prefix = v.parse()?,
             "from" => spec.loss_from_window = v.parse()?,
             "ens" => spec.ensemble = v.parse()?,
+            "crop" => spec.crop_windows = v.parse()?,
             "norm" => spec.normalise = v == "1",
-            "cos" => spec.lr_schedule = if v == "1" { moodscope_train::LrSchedule::Cosine } else { moodscope_train::LrSchedule::Constant },
-            "hidden" => if let moodscope_train::HeadKind::Lstm { hidden, .. } = &mut spec.kind { *hidden = v.parse()? },
-            "last" => spec.loss = moodscope_train::WindowLoss::LastWindow,
-            "every" => spec.loss = moodscope_train::WindowLoss::EveryWindow,
-            _ => anyhow::bail!("unknown {k}"),
+            "cos" => {
+                spec.lr_schedule = if v == "1" {
+                    LrSchedule::Cosine
+                } else {
+                    LrSchedule::Constant
+                }
+            }
+            "hidden" => {
+                if let HeadKind::Lstm { hidden, .. } = &mut spec.kind {
+                    *hidden = v.parse()?
+                }
+            }
+            "last" => spec.loss = WindowLoss::LastWindow,
+            "every" => spec.loss = WindowLoss::EveryWindow,
+            _ => anyhow::bail!("unknown setting `{k}`"),
         }
     }
     let report = cross_validate(&data, &spec, 5, &seeds, &mut |_| {})?;
     print!("{report}");
-    let curve = report.mean_curve();
-    let pts: Vec<String> = curve.iter().enumerate().filter(|(e, _)| (e + 1) % 10 == 0).map(|(e, (m, _))| format!("{}:{:.3}", e + 1, m)).collect();
-    println!("curve {}", pts.join(" "));
+    let curve: Vec<String> = report
+        .mean_curve()
+        .iter()
+        .enumerate()
+        .filter(|(e, _)| (e + 1) % 10 == 0)
+        .map(|(e, (m, _))| format!("{}:{m:.3}", e + 1))
+        .collect();
+    println!("validation accuracy every 10 epochs: {}", curve.join(" "));
     Ok(())
 }

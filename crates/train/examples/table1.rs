@@ -20,7 +20,10 @@ use moodscope_train::experiment::{self, Event, ExperimentOptions};
 #[derive(Parser)]
 struct Args {
     /// AudioSet TFRecord file of SequenceExamples (or a folder of them).
-    #[arg(long, default_value = "../shared/data/audioset/audioset_moods_bal_train.tfrecord")]
+    #[arg(
+        long,
+        default_value = "../shared/data/audioset/audioset_moods_bal_train.tfrecord"
+    )]
     data: PathBuf,
     /// AudioSet's class_labels_indices.csv (default: beside the data).
     #[arg(long)]
@@ -47,17 +50,25 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let class_labels = args.class_labels.clone().unwrap_or_else(|| {
-        args.data.parent().map(|p| p.join("class_labels_indices.csv")).unwrap_or_else(|| "class_labels_indices.csv".into())
+        args.data
+            .parent()
+            .map(|p| p.join("class_labels_indices.csv"))
+            .unwrap_or_else(|| "class_labels_indices.csv".into())
     });
     let mut heads = experiment::table1_heads();
     if !args.only.is_empty() {
         heads.retain(|h| args.only.iter().any(|o| h.spec.name.contains(o.as_str())));
     }
     let export = (!args.no_export).then(|| args.export.clone());
-    let command = std::iter::once("cargo run -p moodscope-train --release --example table1".to_owned())
-        .chain(std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command =
+        std::iter::once("cargo run -p moodscope-train --release --example table1".to_owned())
+            .chain(
+                std::env::args()
+                    .skip(1)
+                    .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
+            )
+            .collect::<Vec<_>>()
+            .join(" ");
     let options = ExperimentOptions {
         data: args.data.clone(),
         class_labels,
@@ -75,13 +86,22 @@ fn main() -> anyhow::Result<()> {
         Event::Training(p) => {
             if p.epoch == p.epochs {
                 match p.validation_accuracy {
-                    Some(a) => eprintln!("  {} run {}/{}: validation accuracy {a:.3}", p.head, p.run + 1, p.runs),
+                    Some(a) => eprintln!(
+                        "  {} run {}/{}: validation accuracy {a:.3}",
+                        p.head,
+                        p.run + 1,
+                        p.runs
+                    ),
                     None => eprintln!("  {} trained ({} epochs)", p.head, p.epochs),
                 }
             }
         }
     })?;
     println!("{result}");
-    eprintln!("done in {:.0} s; figures in {}", start.elapsed().as_secs_f64(), args.figures.display());
+    eprintln!(
+        "done in {:.0} s; figures in {}",
+        start.elapsed().as_secs_f64(),
+        args.figures.display()
+    );
     Ok(())
 }

@@ -116,7 +116,10 @@ impl TfRecordRead {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} holds no .tfrecord files", .0.display())]
     EmptyFolder(PathBuf),
 }
@@ -126,7 +129,10 @@ pub enum ReadError {
 /// malformed records are reported in the result and skipped; only an unreadable file or an empty
 /// folder is an error.
 pub fn read_tfrecord(path: &Path) -> Result<TfRecordRead, ReadError> {
-    let io = |source| ReadError::Io { path: path.to_owned(), source };
+    let io = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(io)?
@@ -143,7 +149,10 @@ pub fn read_tfrecord(path: &Path) -> Result<TfRecordRead, ReadError> {
     };
     let mut read = TfRecordRead::default();
     for file in files {
-        let bytes = std::fs::read(&file).map_err(|source| ReadError::Io { path: file.clone(), source })?;
+        let bytes = std::fs::read(&file).map_err(|source| ReadError::Io {
+            path: file.clone(),
+            source,
+        })?;
         let parsed = parse_tfrecord_bytes(&bytes, &file);
         read.clips.extend(parsed.clips);
         read.errors.extend(parsed.errors);
@@ -154,7 +163,10 @@ pub fn read_tfrecord(path: &Path) -> Result<TfRecordRead, ReadError> {
 
 /// [`read_tfrecord`] on bytes already in memory; `file` names them in error reports.
 pub fn parse_tfrecord_bytes(bytes: &[u8], file: &Path) -> TfRecordRead {
-    let mut read = TfRecordRead { files: vec![file.to_owned()], ..Default::default() };
+    let mut read = TfRecordRead {
+        files: vec![file.to_owned()],
+        ..Default::default()
+    };
     for record in tfrecord::records(bytes) {
         match record {
             Ok(record) => match parse_clip(record.data) {
@@ -179,7 +191,8 @@ pub fn parse_tfrecord_bytes(bytes: &[u8], file: &Path) -> TfRecordRead {
 
 /// One record's payload in, its clip out (or why it is not a usable AudioSet clip).
 pub fn parse_clip(data: &[u8]) -> Result<Clip, String> {
-    let example = SequenceExample::decode(data).map_err(|e| format!("not a tf.train.SequenceExample: {e}"))?;
+    let example = SequenceExample::decode(data)
+        .map_err(|e| format!("not a tf.train.SequenceExample: {e}"))?;
     let context = example.context.unwrap_or_default();
     let bytes_of = |name: &str| match context.feature.get(name).and_then(|f| f.kind.as_ref()) {
         Some(Kind::BytesList(list)) => list.value.first().cloned(),
@@ -203,23 +216,41 @@ pub fn parse_clip(data: &[u8]) -> Result<Clip, String> {
         .and_then(|mut lists| lists.feature_list.remove(EMBEDDING_FEATURE))
         .ok_or_else(|| format!("clip {video_id}: no `{EMBEDDING_FEATURE}` feature list"))?;
     if seconds.feature.is_empty() {
-        return Err(format!("clip {video_id}: `{EMBEDDING_FEATURE}` is empty (no seconds of audio)"));
+        return Err(format!(
+            "clip {video_id}: `{EMBEDDING_FEATURE}` is empty (no seconds of audio)"
+        ));
     }
     let embeddings = seconds
         .feature
         .iter()
         .enumerate()
-        .map(|(second, feature)| embedding_of(feature).map_err(|e| format!("clip {video_id}, second {second}: {e}")))
+        .map(|(second, feature)| {
+            embedding_of(feature).map_err(|e| format!("clip {video_id}, second {second}: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Clip { video_id, start_seconds, end_seconds, labels, embeddings })
+    Ok(Clip {
+        video_id,
+        start_seconds,
+        end_seconds,
+        labels,
+        embeddings,
+    })
 }
 
 fn embedding_of(feature: &Feature) -> Result<Vec<f32>, String> {
     match &feature.kind {
         Some(Kind::BytesList(list)) => match list.value.as_slice() {
-            [bytes] if bytes.len() == EMBEDDING_BYTES => Ok(bytes.iter().map(|&q| dequantize(q)).collect()),
-            [bytes] => Err(format!("embedding has {} bytes, expected {EMBEDDING_BYTES}", bytes.len())),
-            values => Err(format!("{} byte strings where one embedding was expected", values.len())),
+            [bytes] if bytes.len() == EMBEDDING_BYTES => {
+                Ok(bytes.iter().map(|&q| dequantize(q)).collect())
+            }
+            [bytes] => Err(format!(
+                "embedding has {} bytes, expected {EMBEDDING_BYTES}",
+                bytes.len()
+            )),
+            values => Err(format!(
+                "{} byte strings where one embedding was expected",
+                values.len()
+            )),
         },
         _ => Err("embedding is not a bytes feature".into()),
     }
@@ -241,7 +272,10 @@ pub struct ClassLabels(pub Vec<ClassLabel>);
 #[derive(Debug, thiserror::Error)]
 pub enum LabelsError {
     #[error("cannot read class list {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("class list, line {line}: {reason}")]
     Malformed { line: u64, reason: String },
     #[error("class list has no class named `{0}`")]
@@ -250,22 +284,35 @@ pub enum LabelsError {
 
 impl ClassLabels {
     pub fn read(path: &Path) -> Result<Self, LabelsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text)
     }
 
     /// Parses the CSV text (header line first; display names may be quoted and hold commas).
     pub fn parse(text: &str) -> Result<Self, LabelsError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(text.as_bytes());
         let mut rows = Vec::new();
         for (i, record) in reader.records().enumerate() {
             let line = i as u64 + 2;
-            let record = record.map_err(|e| LabelsError::Malformed { line, reason: e.to_string() })?;
+            let record = record.map_err(|e| LabelsError::Malformed {
+                line,
+                reason: e.to_string(),
+            })?;
             let field = |n: usize| record.get(n).map(str::trim).unwrap_or_default().to_owned();
-            let index = field(0)
-                .parse()
-                .map_err(|_| LabelsError::Malformed { line, reason: format!("index `{}` is not a number", field(0)) })?;
-            rows.push(ClassLabel { index, mid: field(1), display_name: field(2) });
+            let index = field(0).parse().map_err(|_| LabelsError::Malformed {
+                line,
+                reason: format!("index `{}` is not a number", field(0)),
+            })?;
+            rows.push(ClassLabel {
+                index,
+                mid: field(1),
+                display_name: field(2),
+            });
         }
         Ok(Self(rows))
     }
@@ -285,13 +332,27 @@ impl ClassLabels {
 /// (the display name without " music"), in that order; a mood with no clip stays in the list
 /// with no items (training reports it). Clips are kept in file order.
 pub fn mood_task(clips: &[Clip], classes: &ClassLabels) -> Result<Dataset, LabelsError> {
-    let moods: BTreeSet<i64> = MOOD_CLASSES.iter().map(|n| classes.index_of(n)).collect::<Result<_, _>>()?;
-    let task: Vec<i64> = TASK_CLASSES.iter().map(|n| classes.index_of(n)).collect::<Result<_, _>>()?;
-    let labels = TASK_CLASSES.iter().map(|n| n.trim_end_matches(" music").to_owned()).collect();
+    let moods: BTreeSet<i64> = MOOD_CLASSES
+        .iter()
+        .map(|n| classes.index_of(n))
+        .collect::<Result<_, _>>()?;
+    let task: Vec<i64> = TASK_CLASSES
+        .iter()
+        .map(|n| classes.index_of(n))
+        .collect::<Result<_, _>>()?;
+    let labels = TASK_CLASSES
+        .iter()
+        .map(|n| n.trim_end_matches(" music").to_owned())
+        .collect();
     let items = clips
         .iter()
         .filter_map(|clip| {
-            let mut carried: Vec<i64> = clip.labels.iter().copied().filter(|l| moods.contains(l)).collect();
+            let mut carried: Vec<i64> = clip
+                .labels
+                .iter()
+                .copied()
+                .filter(|l| moods.contains(l))
+                .collect();
             carried.sort_unstable();
             carried.dedup();
             match carried.as_slice() {
@@ -328,8 +389,14 @@ mod tests {
         let csv = "index,mid,display_name\n0,/m/09x0r,\"Speech\"\n1,/m/05zppz,\"Male speech, man speaking\"\n";
         let labels = ClassLabels::parse(csv).unwrap();
         assert_eq!(labels.index_of("Male speech, man speaking").unwrap(), 1);
-        assert!(matches!(labels.index_of("Happy music"), Err(LabelsError::MissingClass(_))));
-        assert!(matches!(ClassLabels::parse("index,mid,display_name\nx,/m/1,\"A\"\n"), Err(LabelsError::Malformed { line: 2, .. })));
+        assert!(matches!(
+            labels.index_of("Happy music"),
+            Err(LabelsError::MissingClass(_))
+        ));
+        assert!(matches!(
+            ClassLabels::parse("index,mid,display_name\nx,/m/1,\"A\"\n"),
+            Err(LabelsError::Malformed { line: 2, .. })
+        ));
     }
 
     #[test]

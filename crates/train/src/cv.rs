@@ -19,8 +19,8 @@ use crate::dataset::{stratified_folds, Dataset};
 use crate::metrics::{mean_sd, wilson, Confusion, Interval};
 use crate::spec::HeadSpec;
 use crate::train::{
-    argmax, clip_probabilities, derive_seed, fit, window_probabilities, Normalisation, Prepared, PreparedClip,
-    Progress, TrainError,
+    argmax, clip_probabilities, derive_seed, fit, window_probabilities, Normalisation, Prepared,
+    PreparedClip, Progress, TrainError,
 };
 
 /// Windows of a clip, counted from 0, before which streamed accuracy is not counted: the state
@@ -88,7 +88,11 @@ struct JobResult {
 }
 
 enum Message {
-    Epoch { run: usize, epoch: usize, accuracy: Option<f64> },
+    Epoch {
+        run: usize,
+        epoch: usize,
+        accuracy: Option<f64>,
+    },
     Done(Box<Result<JobResult, TrainError>>),
 }
 
@@ -106,7 +110,9 @@ pub fn cross_validate(
 ) -> Result<CvReport, TrainError> {
     spec.check().map_err(TrainError::Spec)?;
     if seeds.is_empty() {
-        return Err(TrainError::Spec("cross-validation needs at least one seed".into()));
+        return Err(TrainError::Spec(
+            "cross-validation needs at least one seed".into(),
+        ));
     }
     let start = Instant::now();
     let (data, k, warnings) = data.for_cross_validation(k)?;
@@ -114,11 +120,18 @@ pub fn cross_validate(
     let mut jobs = Vec::new();
     for (repeat, &seed) in seeds.iter().enumerate() {
         for (fold, validation) in stratified_folds(&truth, k, seed).into_iter().enumerate() {
-            jobs.push(Job { repeat, fold, validation });
+            jobs.push(Job {
+                repeat,
+                fold,
+                validation,
+            });
         }
     }
     let runs = jobs.len();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(runs).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(runs)
+        .max(1);
     let next = AtomicUsize::new(0);
     let (sender, receiver) = mpsc::channel::<Message>();
     let mut results: Vec<Option<JobResult>> = (0..runs).map(|_| None).collect();
@@ -130,9 +143,19 @@ pub fn cross_validate(
             scope.spawn(move || loop {
                 let run = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(run) else { break };
-                let result = run_fold(data, spec, seeds[job.repeat], job, &mut |epoch, accuracy| {
-                    let _ = sender.send(Message::Epoch { run, epoch, accuracy });
-                });
+                let result = run_fold(
+                    data,
+                    spec,
+                    seeds[job.repeat],
+                    job,
+                    &mut |epoch, accuracy| {
+                        let _ = sender.send(Message::Epoch {
+                            run,
+                            epoch,
+                            accuracy,
+                        });
+                    },
+                );
                 let stop = result.is_err();
                 let _ = sender.send(Message::Done(Box::new(result)));
                 if stop {
@@ -143,7 +166,11 @@ pub fn cross_validate(
         drop(sender);
         for message in receiver {
             match message {
-                Message::Epoch { run, epoch, accuracy } => on_progress(&Progress {
+                Message::Epoch {
+                    run,
+                    epoch,
+                    accuracy,
+                } => on_progress(&Progress {
                     head: &spec.name,
                     run,
                     runs,
@@ -165,7 +192,16 @@ pub fn cross_validate(
         return Err(e);
     }
     let results: Vec<JobResult> = results.into_iter().flatten().collect();
-    Ok(assemble(spec, &data, truth, k, seeds, results, start.elapsed().as_secs_f64(), warnings))
+    Ok(assemble(
+        spec,
+        &data,
+        truth,
+        k,
+        seeds,
+        results,
+        start.elapsed().as_secs_f64(),
+        warnings,
+    ))
 }
 
 fn run_fold(
@@ -176,20 +212,39 @@ fn run_fold(
     on_epoch: &mut dyn FnMut(usize, Option<f64>),
 ) -> Result<JobResult, TrainError> {
     let start = Instant::now();
-    let training: Vec<usize> = (0..data.items.len()).filter(|i| job.validation.binary_search(i).is_err()).collect();
+    let training: Vec<usize> = (0..data.items.len())
+        .filter(|i| job.validation.binary_search(i).is_err())
+        .collect();
     let train_data = data.subset(&training);
     let dim = data.check()?;
-    let normalisation = if spec.normalise { Normalisation::fit(&train_data, dim) } else { Normalisation::identity(dim) };
+    let normalisation = if spec.normalise {
+        Normalisation::fit(&train_data, dim)
+    } else {
+        Normalisation::identity(dim)
+    };
     let train_prepared = Prepared::new(&train_data, &normalisation);
     let validation_prepared = Prepared::new(&data.subset(&job.validation), &normalisation);
     let run_seed = derive_seed(derive_seed(spec.seed, repeat_seed), job.fold as u64);
-    let member_seeds: Vec<u64> = (0..spec.ensemble as u64).map(|m| derive_seed(run_seed, m)).collect();
-    let fitted = fit(&train_prepared, spec, &member_seeds, Some(&validation_prepared), on_epoch)?;
+    let member_seeds: Vec<u64> = (0..spec.ensemble as u64)
+        .map(|m| derive_seed(run_seed, m))
+        .collect();
+    let fitted = fit(
+        &train_prepared,
+        spec,
+        &member_seeds,
+        Some(&validation_prepared),
+        on_epoch,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
-    let probabilities = clip_probabilities(&fitted.weights, &validation_prepared, spec.clip_decision())?;
+    let probabilities =
+        clip_probabilities(&fitted.weights, &validation_prepared, spec.clip_decision())?;
     let predicted = probabilities.iter().map(|p| argmax(p)).collect();
     let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(derive_seed(run_seed, u64::MAX));
-    let stream_windows = Some(stream_accuracy(&fitted.weights, &validation_prepared, &mut rng)?);
+    let stream_windows = Some(stream_accuracy(
+        &fitted.weights,
+        &validation_prepared,
+        &mut rng,
+    )?);
     Ok(JobResult {
         repeat: job.repeat,
         fold: job.fold,
@@ -211,7 +266,11 @@ pub(crate) fn stream_accuracy(
 ) -> Result<(usize, usize), TrainError> {
     let mut order: Vec<usize> = (0..clips.clips.len()).collect();
     order.shuffle(rng);
-    let mut stream = PreparedClip { x: Vec::new(), len: 0, label: 0 };
+    let mut stream = PreparedClip {
+        x: Vec::new(),
+        len: 0,
+        label: 0,
+    };
     let mut truth = Vec::new();
     for &i in &order {
         let clip = &clips.clips[i];
@@ -356,20 +415,34 @@ impl CvReport {
             return None;
         }
         let score = |r: &CvReport, i: usize| {
-            r.repeats.iter().filter(|rep| rep.predicted[i] == r.truth[i]).count() as f64 / r.repeats.len() as f64
+            r.repeats
+                .iter()
+                .filter(|rep| rep.predicted[i] == r.truth[i])
+                .count() as f64
+                / r.repeats.len() as f64
         };
-        let d: Vec<f64> = (0..self.truth.len()).map(|i| score(self, i) - score(other, i)).collect();
+        let d: Vec<f64> = (0..self.truth.len())
+            .map(|i| score(self, i) - score(other, i))
+            .collect();
         let (mean, sd) = mean_sd(&d);
         let half = 1.959_964 * sd / (d.len() as f64).sqrt();
-        Some(Difference { mean, low: mean - half, high: mean + half })
+        Some(Difference {
+            mean,
+            low: mean - half,
+            high: mean + half,
+        })
     }
 }
 
 impl fmt::Display for CvReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.truth.len();
-        let per_label: Vec<String> =
-            self.labels.iter().zip(&self.clips_per_label).map(|(l, c)| format!("{l} {c}")).collect();
+        let per_label: Vec<String> = self
+            .labels
+            .iter()
+            .zip(&self.clips_per_label)
+            .map(|(l, c)| format!("{l} {c}"))
+            .collect();
         writeln!(
             f,
             "{}: {}-fold cross-validation x {} seed{} on {n} clips ({})",

@@ -35,11 +35,22 @@ pub enum DatasetError {
     #[error("the dataset has no clips")]
     Empty,
     #[error("clip {id} has label index {label}, but there are only {labels} labels")]
-    BadLabel { id: String, label: usize, labels: usize },
+    BadLabel {
+        id: String,
+        label: usize,
+        labels: usize,
+    },
     #[error("clip {id} has no embeddings")]
     EmptySequence { id: String },
-    #[error("clip {id}, window {window}: embedding has {got} values where the others have {expected}")]
-    DimensionMismatch { id: String, window: usize, got: usize, expected: usize },
+    #[error(
+        "clip {id}, window {window}: embedding has {got} values where the others have {expected}"
+    )]
+    DimensionMismatch {
+        id: String,
+        window: usize,
+        got: usize,
+        expected: usize,
+    },
     #[error("clip {id}, window {window}: embedding holds a non-finite value")]
     NotFinite { id: String, window: usize },
     #[error("{0}")]
@@ -49,7 +60,10 @@ pub enum DatasetError {
 impl Dataset {
     /// Size of every embedding (of the first one; [`check`](Self::check) makes sure all agree).
     pub fn embedding_dim(&self) -> Option<usize> {
-        self.items.first().and_then(|s| s.embeddings.first()).map(Vec::len)
+        self.items
+            .first()
+            .and_then(|s| s.embeddings.first())
+            .map(Vec::len)
     }
 
     /// Number of clips per label, in label order.
@@ -69,10 +83,16 @@ impl Dataset {
         let dim = self.embedding_dim().ok_or(DatasetError::Empty)?;
         for item in &self.items {
             if item.label >= self.labels.len() {
-                return Err(DatasetError::BadLabel { id: item.id.clone(), label: item.label, labels: self.labels.len() });
+                return Err(DatasetError::BadLabel {
+                    id: item.id.clone(),
+                    label: item.label,
+                    labels: self.labels.len(),
+                });
             }
             if item.embeddings.is_empty() {
-                return Err(DatasetError::EmptySequence { id: item.id.clone() });
+                return Err(DatasetError::EmptySequence {
+                    id: item.id.clone(),
+                });
             }
             for (window, e) in item.embeddings.iter().enumerate() {
                 if e.len() != dim {
@@ -84,7 +104,10 @@ impl Dataset {
                     });
                 }
                 if e.iter().any(|v| !v.is_finite()) {
-                    return Err(DatasetError::NotFinite { id: item.id.clone(), window });
+                    return Err(DatasetError::NotFinite {
+                        id: item.id.clone(),
+                        window,
+                    });
                 }
             }
         }
@@ -93,13 +116,19 @@ impl Dataset {
 
     /// The clips at `indices`, same labels.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        Dataset { labels: self.labels.clone(), items: indices.iter().map(|&i| self.items[i].clone()).collect() }
+        Dataset {
+            labels: self.labels.clone(),
+            items: indices.iter().map(|&i| self.items[i].clone()).collect(),
+        }
     }
 
     /// The dataset without the labels that have fewer than `min_count` clips (remaining labels
     /// keep their order and are renumbered), with one warning per label dropped. Fails when fewer
     /// than two labels remain.
-    pub fn without_small_labels(&self, min_count: usize) -> Result<(Dataset, Vec<String>), DatasetError> {
+    pub fn without_small_labels(
+        &self,
+        min_count: usize,
+    ) -> Result<(Dataset, Vec<String>), DatasetError> {
         let counts = self.counts();
         let mut warnings = Vec::new();
         let mut renumber = vec![None; self.labels.len()];
@@ -118,7 +147,12 @@ impl Dataset {
             }
         }
         if labels.len() < 2 {
-            let have = self.labels.iter().zip(&counts).map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>();
+            let have = self
+                .labels
+                .iter()
+                .zip(&counts)
+                .map(|(n, c)| format!("{n}: {c}"))
+                .collect::<Vec<_>>();
             return Err(DatasetError::TooFewLabels(format!(
                 "need at least two labels with {min_count} or more clips each; have {}",
                 have.join(", ")
@@ -128,7 +162,11 @@ impl Dataset {
             .items
             .iter()
             .filter_map(|s| {
-                renumber.get(s.label).copied().flatten().map(|label| Sequence { label, ..s.clone() })
+                renumber
+                    .get(s.label)
+                    .copied()
+                    .flatten()
+                    .map(|label| Sequence { label, ..s.clone() })
             })
             .collect();
         Ok((Dataset { labels, items }, warnings))
@@ -138,13 +176,21 @@ impl Dataset {
     /// be both trained on and validated: they are left out, with a warning. When the smallest
     /// remaining label has fewer than `k` clips, `k` is lowered to that count, with a warning.
     /// Returns the dataset, the `k` to use and the warnings.
-    pub fn for_cross_validation(&self, k: usize) -> Result<(Dataset, usize, Vec<String>), DatasetError> {
+    pub fn for_cross_validation(
+        &self,
+        k: usize,
+    ) -> Result<(Dataset, usize, Vec<String>), DatasetError> {
         self.check()?;
         let (data, mut warnings) = self.without_small_labels(2)?;
         let smallest = data.counts().into_iter().min().unwrap_or(0);
         let k_used = k.max(2).min(smallest);
         if k_used != k {
-            let (name, _) = data.labels.iter().zip(data.counts()).min_by_key(|(_, c)| *c).unwrap_or((&data.labels[0], 0));
+            let (name, _) = data
+                .labels
+                .iter()
+                .zip(data.counts())
+                .min_by_key(|(_, c)| *c)
+                .unwrap_or((&data.labels[0], 0));
             warnings.push(format!(
                 "{k}-fold cross-validation needs {k} clips per label, `{name}` has {smallest}: using {k_used} folds"
             ));
@@ -181,8 +227,19 @@ impl fmt::Display for Dataset {
     /// `233 clips, 128-D: Happy 55, Sad 58, Angry 60, Scary 60`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let counts = self.counts();
-        let per_label: Vec<String> = self.labels.iter().zip(&counts).map(|(l, c)| format!("{l} {c}")).collect();
-        write!(f, "{} clips, {}-D: {}", self.items.len(), self.embedding_dim().unwrap_or(0), per_label.join(", "))
+        let per_label: Vec<String> = self
+            .labels
+            .iter()
+            .zip(&counts)
+            .map(|(l, c)| format!("{l} {c}"))
+            .collect();
+        write!(
+            f,
+            "{} clips, {}-D: {}",
+            self.items.len(),
+            self.embedding_dim().unwrap_or(0),
+            per_label.join(", ")
+        )
     }
 }
 
@@ -219,7 +276,11 @@ mod tests {
             .iter()
             .enumerate()
             .flat_map(|(label, &n)| {
-                (0..n).map(move |j| Sequence { id: format!("{label}-{j}"), label, embeddings: vec![vec![0.5; 3]; 2] })
+                (0..n).map(move |j| Sequence {
+                    id: format!("{label}-{j}"),
+                    label,
+                    embeddings: vec![vec![0.5; 3]; 2],
+                })
             })
             .collect();
         Dataset { labels, items }
@@ -238,7 +299,10 @@ mod tests {
             for label in 0..4 {
                 let n = fold.iter().filter(|&&i| labels[i] == label).count();
                 let total = d.counts()[label];
-                assert!(n == total / 5 || n == total.div_ceil(5), "label {label}: {n} of {total}");
+                assert!(
+                    n == total / 5 || n == total.div_ceil(5),
+                    "label {label}: {n} of {total}"
+                );
             }
         }
         assert_eq!(folds, stratified_folds(&labels, 5, 7));
@@ -255,7 +319,10 @@ mod tests {
         assert!(warnings[0].contains("`L2` has no clips"));
         assert!(warnings[1].contains("`L3` has 1 clip "));
         assert!(warnings[2].contains("using 3 folds"));
-        assert!(matches!(data(&[10, 1]).for_cross_validation(5), Err(DatasetError::TooFewLabels(_))));
+        assert!(matches!(
+            data(&[10, 1]).for_cross_validation(5),
+            Err(DatasetError::TooFewLabels(_))
+        ));
     }
 
     #[test]
@@ -263,7 +330,14 @@ mod tests {
         let mut d = data(&[2, 2]);
         assert_eq!(d.check(), Ok(3));
         d.items[1].embeddings[1].push(0.0);
-        assert!(matches!(d.check(), Err(DatasetError::DimensionMismatch { window: 1, got: 4, .. })));
+        assert!(matches!(
+            d.check(),
+            Err(DatasetError::DimensionMismatch {
+                window: 1,
+                got: 4,
+                ..
+            })
+        ));
         let mut d = data(&[2, 2]);
         d.items[2].embeddings.clear();
         assert!(matches!(d.check(), Err(DatasetError::EmptySequence { .. })));

@@ -38,11 +38,13 @@ pub struct ExperimentHead {
 /// model of it instead of the ensemble, and that one model without one of its improvements at a
 /// time.
 pub fn table1_heads() -> Vec<ExperimentHead> {
-    let head = |spec: HeadSpec, description: &str, study: Option<f64>, export: Option<&str>| ExperimentHead {
-        spec,
-        description: description.into(),
-        study_accuracy: study,
-        export_as: export.map(str::to_owned),
+    let head = |spec: HeadSpec, description: &str, study: Option<f64>, export: Option<&str>| {
+        ExperimentHead {
+            spec,
+            description: description.into(),
+            study_accuracy: study,
+            export_as: export.map(str::to_owned),
+        }
     };
     let streaming = HeadSpec::streaming_lstm();
     let ablation = |name: &str, change: &dyn Fn(&mut HeadSpec)| {
@@ -58,9 +60,24 @@ pub fn table1_heads() -> Vec<ExperimentHead> {
             Some(0.798),
             Some("audioset-study-logistic"),
         ),
-        head(HeadSpec::study_lstm(1), "study: 1-layer LSTM, last window", Some(0.839), Some("audioset-study-lstm1")),
-        head(HeadSpec::study_lstm(3), "study: 3-layer LSTM, last window", Some(0.776), Some("audioset-study-lstm3")),
-        head(HeadSpec::clip_mean_logistic(), "baseline: logistic regression on the clip-mean embedding", None, None),
+        head(
+            HeadSpec::study_lstm(1),
+            "study: 1-layer LSTM, last window",
+            Some(0.839),
+            Some("audioset-study-lstm1"),
+        ),
+        head(
+            HeadSpec::study_lstm(3),
+            "study: 3-layer LSTM, last window",
+            Some(0.776),
+            Some("audioset-study-lstm3"),
+        ),
+        head(
+            HeadSpec::clip_mean_logistic(),
+            "baseline: logistic regression on the clip-mean embedding",
+            None,
+            None,
+        ),
         head(
             ablation("streaming-single", &|s| s.ensemble = 1),
             "streaming head, one model (no ensemble)",
@@ -97,7 +114,12 @@ pub fn table1_heads() -> Vec<ExperimentHead> {
             None,
             None,
         ),
-        head(streaming, "Moodscope streaming head (shipped)", None, Some("audioset-lstm1")),
+        head(
+            streaming,
+            "Moodscope streaming head (shipped)",
+            None,
+            Some("audioset-lstm1"),
+        ),
     ]
 }
 
@@ -176,20 +198,29 @@ pub enum ExperimentError {
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
     #[error("cannot write {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn file_sha256(path: &Path) -> Result<String, ExperimentError> {
     if path.is_dir() {
         return Ok(String::new());
     }
-    let bytes = std::fs::read(path).map_err(|source| ExperimentError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ExperimentError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
 /// Runs the experiment: cross-validates every head, draws the figures, writes the reports and,
 /// when asked, trains the exported heads on the whole file and writes them.
-pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Result<Experiment, ExperimentError> {
+pub fn run(
+    options: &ExperimentOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Experiment, ExperimentError> {
     let start = Instant::now();
     let read = audioset::read_tfrecord(&options.data)?;
     for e in &read.errors {
@@ -198,7 +229,10 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
     let classes = ClassLabels::read(&options.class_labels)?;
     let data = audioset::mood_task(&read.clips, &classes)?;
     let task = data.to_string();
-    on_event(Event::Note(&format!("{} records read; the task: {task}", read.records())));
+    on_event(Event::Note(&format!(
+        "{} records read; the task: {task}",
+        read.records()
+    )));
     let data_sha256 = file_sha256(&options.data)?;
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -208,7 +242,10 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
 
     let mut reports = Vec::new();
     for head in &options.heads {
-        on_event(Event::Note(&format!("cross-validating {}: {}", head.spec.name, head.description)));
+        on_event(Event::Note(&format!(
+            "cross-validating {}: {}",
+            head.spec.name, head.description
+        )));
         let report = cross_validate(&data, &head.spec, options.folds, &options.seeds, &mut |p| {
             on_event(Event::Training(p))
         })?;
@@ -231,17 +268,26 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
     plot_curves(&reports, &title, &curves)?;
     figures.push(curves);
     for report in &reports {
-        let path = options.figures.join(format!("confusion-{}.png", report.spec.name));
+        let path = options
+            .figures
+            .join(format!("confusion-{}.png", report.spec.name));
         plot_cv_confusion(report, &path)?;
         figures.push(path);
     }
 
     let mut rows = Vec::new();
     for (head, report) in options.heads.iter().zip(reports) {
-        let versus_baseline = baseline.as_ref().filter(|b| b.spec.name != report.spec.name).and_then(|b| report.compare(b));
+        let versus_baseline = baseline
+            .as_ref()
+            .filter(|b| b.spec.name != report.spec.name)
+            .and_then(|b| report.compare(b));
         let exported = match (&options.export, &head.export_as) {
             (Some(dir), Some(name)) => {
-                on_event(Event::Note(&format!("training {name} ({}) on all {} clips", head.spec.name, data.items.len())));
+                on_event(Event::Note(&format!(
+                    "training {name} ({}) on all {} clips",
+                    head.spec.name,
+                    data.items.len()
+                )));
                 let start = Instant::now();
                 let trained = train(&data, &head.spec, &mut |p| on_event(Event::Training(p)))?;
                 let seconds = start.elapsed().as_secs_f64();
@@ -251,8 +297,17 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
                     "versus_clip_mean_logistic": versus_baseline,
                     "study_accuracy_held_out": head.study_accuracy,
                 });
-                let path = export_head(&trained, dir, name, &EmbeddingSource::audioset_vggish(), figures)?;
-                on_event(Event::Note(&format!("wrote {} ({seconds:.1} s)", path.display())));
+                let path = export_head(
+                    &trained,
+                    dir,
+                    name,
+                    &EmbeddingSource::audioset_vggish(),
+                    figures,
+                )?;
+                on_event(Event::Note(&format!(
+                    "wrote {} ({seconds:.1} s)",
+                    path.display()
+                )));
                 Some((path, seconds))
             }
             _ => None,
@@ -268,7 +323,12 @@ pub fn run(options: &ExperimentOptions, on_event: &mut dyn FnMut(Event)) -> Resu
     let results_dir = options.results.parent().unwrap_or(Path::new(""));
     let figure_links = figures
         .iter()
-        .map(|f| f.strip_prefix(results_dir).unwrap_or(f).display().to_string())
+        .map(|f| {
+            f.strip_prefix(results_dir)
+                .unwrap_or(f)
+                .display()
+                .to_string()
+        })
         .collect();
     let experiment = Experiment {
         data: options.data.clone(),
@@ -302,7 +362,11 @@ impl fmt::Display for Experiment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Table 1, rerun: AudioSet music moods, {}", self.task)?;
         writeln!(f)?;
-        writeln!(f, "Produced by (from the repository's root, {:.0} s wall clock in all):", self.seconds)?;
+        writeln!(
+            f,
+            "Produced by (from the repository's root, {:.0} s wall clock in all):",
+            self.seconds
+        )?;
         writeln!(f)?;
         writeln!(f, "```sh\n{}\n```", self.command)?;
         writeln!(f)?;
@@ -349,18 +413,27 @@ impl fmt::Display for Experiment {
                 r.stream_accuracy.map_or("-".into(), |a| format!("{a:.3}")),
                 row.versus_baseline.map_or("-".into(), |d| d.to_string()),
                 r.seconds_per_fold,
-                row.exported.as_ref().map_or("-".into(), |(_, s)| format!("{s:.1}")),
+                row.exported
+                    .as_ref()
+                    .map_or("-".into(), |(_, s)| format!("{s:.1}")),
             )?;
         }
         writeln!(f)?;
         for row in &self.rows {
             if let Some((path, _)) = &row.exported {
-                writeln!(f, "- `{}` exported as `{}`", row.report.spec.name, path.display())?;
+                writeln!(
+                    f,
+                    "- `{}` exported as `{}`",
+                    row.report.spec.name,
+                    path.display()
+                )?;
             }
         }
         writeln!(f)?;
         for link in &self.figure_links {
-            let name = Path::new(link).file_stem().map_or_else(|| link.clone(), |s| s.to_string_lossy().into_owned());
+            let name = Path::new(link)
+                .file_stem()
+                .map_or_else(|| link.clone(), |s| s.to_string_lossy().into_owned());
             writeln!(f, "![{name}]({link})")?;
         }
         writeln!(f)?;

@@ -76,7 +76,11 @@ impl EmbeddingSource {
     /// AudioSet's released embeddings: VGGish, one per 0.96 s, PCA-whitened and quantized.
     pub fn audioset_vggish() -> Self {
         let seconds = crate::audioset::WINDOW_SECONDS;
-        Self { backbone: "vggish".into(), window_seconds: seconds, hop_seconds: seconds }
+        Self {
+            backbone: "vggish".into(),
+            window_seconds: seconds,
+            hop_seconds: seconds,
+        }
     }
 }
 
@@ -86,7 +90,10 @@ pub enum ExportError {
     #[error("head name `{0}` must be a plain file name (letters, digits, '-', '_', '.')")]
     BadName(String),
     #[error("cannot write {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot encode metadata: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -104,7 +111,9 @@ pub fn export_head(
 ) -> Result<PathBuf, ExportError> {
     let valid = !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !valid {
         return Err(ExportError::BadName(name.to_owned()));
     }
@@ -124,7 +133,12 @@ pub fn export_head(
 }
 
 /// The metadata written beside the graph.
-pub fn metadata(head: &TrainedHead, name: &str, source: &EmbeddingSource, figures: serde_json::Value) -> HeadMetadata {
+pub fn metadata(
+    head: &TrainedHead,
+    name: &str,
+    source: &EmbeddingSource,
+    figures: serde_json::Value,
+) -> HeadMetadata {
     let s = &head.summary;
     let training = serde_json::json!({
         "data_sha256": s.data_sha256,
@@ -156,7 +170,10 @@ pub fn metadata(head: &TrainedHead, name: &str, source: &EmbeddingSource, figure
 }
 
 fn lstm_shape(weights: &HeadWeights) -> Option<LstmShape> {
-    weights.lstm.first().map(|l| LstmShape { layers: weights.lstm.len(), hidden: l.hidden })
+    weights.lstm.first().map(|l| LstmShape {
+        layers: weights.lstm.len(),
+        hidden: l.hidden,
+    })
 }
 
 fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
@@ -188,7 +205,13 @@ fn attr_int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -209,7 +232,10 @@ fn value_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
                 shape: Some(pb::TensorShapeProto {
                     dim: dims
                         .iter()
-                        .map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() })
+                        .map(|&d| Dimension {
+                            value: Some(Value::DimValue(d as i64)),
+                            ..Default::default()
+                        })
                         .collect(),
                 }),
             })),
@@ -228,8 +254,20 @@ pub fn onnx_bytes(head: &TrainedHead, name: &str) -> Vec<u8> {
         tensor_f32("norm_mean", &[d], &head.normalisation.mean),
         tensor_f32("norm_std", &[d], &head.normalisation.std),
     ];
-    nodes.push(node("Sub", "centre", &["embedding", "norm_mean"], &["centred"], vec![]));
-    nodes.push(node("Div", "scale", &["centred", "norm_std"], &["normalised"], vec![]));
+    nodes.push(node(
+        "Sub",
+        "centre",
+        &["embedding", "norm_mean"],
+        &["centred"],
+        vec![],
+    ));
+    nodes.push(node(
+        "Div",
+        "scale",
+        &["centred", "norm_std"],
+        &["normalised"],
+        vec![],
+    ));
     let mut inputs = vec![value_info("embedding", &[1, d])];
     let mut outputs = vec![value_info("probabilities", &[1, k])];
     let features = match lstm_shape(w) {
@@ -239,56 +277,131 @@ pub fn onnx_bytes(head: &TrainedHead, name: &str) -> Vec<u8> {
             inputs.push(value_info("h_in", &[layers, 1, hidden]));
             inputs.push(value_info("c_in", &[layers, 1, hidden]));
             init.push(tensor_i64("sequence_shape", &[1, 1, d as i64]));
-            nodes.push(node("Reshape", "as_sequence", &["normalised", "sequence_shape"], &["x_0"], vec![]));
+            nodes.push(node(
+                "Reshape",
+                "as_sequence",
+                &["normalised", "sequence_shape"],
+                &["x_0"],
+                vec![],
+            ));
             let mut h_outs = Vec::new();
             let mut c_outs = Vec::new();
             for (l, layer) in w.lstm.iter().enumerate() {
                 let hl = layer.hidden;
                 let mut bias = layer.b.clone();
                 bias.extend(std::iter::repeat_n(0.0, 4 * hl));
-                init.push(tensor_f32(&format!("W_{l}"), &[1, 4 * hl, layer.input], &layer.w));
+                init.push(tensor_f32(
+                    &format!("W_{l}"),
+                    &[1, 4 * hl, layer.input],
+                    &layer.w,
+                ));
                 init.push(tensor_f32(&format!("R_{l}"), &[1, 4 * hl, hl], &layer.r));
                 init.push(tensor_f32(&format!("B_{l}"), &[1, 8 * hl], &bias));
                 init.push(tensor_i64(&format!("layer_{l}"), &[l as i64]));
                 let (h0, c0) = (format!("h0_{l}"), format!("c0_{l}"));
                 let (yh, yc) = (format!("yh_{l}"), format!("yc_{l}"));
                 let index = format!("layer_{l}");
-                nodes.push(node("Gather", &format!("h_in_{l}"), &["h_in", &index], &[&h0], vec![attr_int("axis", 0)]));
-                nodes.push(node("Gather", &format!("c_in_{l}"), &["c_in", &index], &[&c0], vec![attr_int("axis", 0)]));
+                nodes.push(node(
+                    "Gather",
+                    &format!("h_in_{l}"),
+                    &["h_in", &index],
+                    &[&h0],
+                    vec![attr_int("axis", 0)],
+                ));
+                nodes.push(node(
+                    "Gather",
+                    &format!("c_in_{l}"),
+                    &["c_in", &index],
+                    &[&c0],
+                    vec![attr_int("axis", 0)],
+                ));
                 let x = format!("x_{l}");
                 // Y_h of a one-step forward LSTM is [1, 1, H]: the next layer's X as it is.
                 let next_x = format!("x_{}", l + 1);
                 nodes.push(node(
                     "LSTM",
                     &format!("lstm_{l}"),
-                    &[&x, &format!("W_{l}"), &format!("R_{l}"), &format!("B_{l}"), "", &h0, &c0],
+                    &[
+                        &x,
+                        &format!("W_{l}"),
+                        &format!("R_{l}"),
+                        &format!("B_{l}"),
+                        "",
+                        &h0,
+                        &c0,
+                    ],
                     &["", &yh, &yc],
                     vec![attr_int("hidden_size", hl as i64)],
                 ));
-                nodes.push(node("Identity", &format!("to_layer_{}", l + 1), &[&yh], &[&next_x], vec![]));
+                nodes.push(node(
+                    "Identity",
+                    &format!("to_layer_{}", l + 1),
+                    &[&yh],
+                    &[&next_x],
+                    vec![],
+                ));
                 h_outs.push(yh);
                 c_outs.push(yc);
             }
             let h_refs: Vec<&str> = h_outs.iter().map(String::as_str).collect();
             let c_refs: Vec<&str> = c_outs.iter().map(String::as_str).collect();
-            nodes.push(node("Concat", "state_h", &h_refs, &["h_out"], vec![attr_int("axis", 0)]));
-            nodes.push(node("Concat", "state_c", &c_refs, &["c_out"], vec![attr_int("axis", 0)]));
+            nodes.push(node(
+                "Concat",
+                "state_h",
+                &h_refs,
+                &["h_out"],
+                vec![attr_int("axis", 0)],
+            ));
+            nodes.push(node(
+                "Concat",
+                "state_c",
+                &c_refs,
+                &["c_out"],
+                vec![attr_int("axis", 0)],
+            ));
             outputs.push(value_info("h_out", &[layers, 1, hidden]));
             outputs.push(value_info("c_out", &[layers, 1, hidden]));
             init.push(tensor_i64("flat_shape", &[1, hidden as i64]));
             let last = format!("x_{layers}");
-            nodes.push(node("Reshape", "last_state", &[&last, "flat_shape"], &["features"], vec![]));
+            nodes.push(node(
+                "Reshape",
+                "last_state",
+                &[&last, "flat_shape"],
+                &["features"],
+                vec![],
+            ));
             "features".to_owned()
         }
     };
     let m = w.out_input;
     // out_w is [K, m]; MatMul wants [m, K].
-    let transposed: Vec<f32> = (0..m).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| w.out_w[j * m + i]).collect();
+    let transposed: Vec<f32> = (0..m)
+        .flat_map(|i| (0..k).map(move |j| (i, j)))
+        .map(|(i, j)| w.out_w[j * m + i])
+        .collect();
     init.push(tensor_f32("out_w", &[m, k], &transposed));
     init.push(tensor_f32("out_b", &[k], &w.out_b));
-    nodes.push(node("MatMul", "classify", &[&features, "out_w"], &["logits_raw"], vec![]));
-    nodes.push(node("Add", "classify_bias", &["logits_raw", "out_b"], &["logits"], vec![]));
-    nodes.push(node("Softmax", "softmax", &["logits"], &["probabilities"], vec![attr_int("axis", 1)]));
+    nodes.push(node(
+        "MatMul",
+        "classify",
+        &[&features, "out_w"],
+        &["logits_raw"],
+        vec![],
+    ));
+    nodes.push(node(
+        "Add",
+        "classify_bias",
+        &["logits_raw", "out_b"],
+        &["logits"],
+        vec![],
+    ));
+    nodes.push(node(
+        "Softmax",
+        "softmax",
+        &["logits"],
+        &["probabilities"],
+        vec![attr_int("axis", 1)],
+    ));
     let graph = pb::GraphProto {
         name: name.into(),
         node: nodes,

@@ -14,7 +14,10 @@ pub struct Confusion {
 
 impl Confusion {
     pub fn new(labels: &[String]) -> Self {
-        Self { labels: labels.to_vec(), matrix: vec![vec![0; labels.len()]; labels.len()] }
+        Self {
+            labels: labels.to_vec(),
+            matrix: vec![vec![0; labels.len()]; labels.len()],
+        }
     }
 
     pub fn add(&mut self, truth: usize, predicted: usize) {
@@ -69,7 +72,13 @@ impl Confusion {
     /// The matrix as text: rows true labels, columns predicted, counts divided by `per` (the
     /// number of repeats pooled; shown with one decimal when above 1), plus each row's recall.
     pub fn table(&self, per: usize) -> String {
-        let width = self.labels.iter().map(String::len).max().unwrap_or(0).max(16);
+        let width = self
+            .labels
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(16);
         let mut s = String::new();
         let _ = write!(s, "{:<width$}", "true \\ predicted");
         for l in &self.labels {
@@ -111,13 +120,21 @@ impl std::fmt::Display for Interval {
 pub fn wilson(p: f64, n: usize) -> Interval {
     const Z: f64 = 1.959_963_984_540_054;
     if n == 0 {
-        return Interval { value: p, low: 0.0, high: 1.0 };
+        return Interval {
+            value: p,
+            low: 0.0,
+            high: 1.0,
+        };
     }
     let n = n as f64;
     let z2 = Z * Z;
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = Z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    Interval { value: p, low: (centre - half).max(0.0), high: (centre + half).min(1.0) }
+    Interval {
+        value: p,
+        low: (centre - half).max(0.0),
+        high: (centre + half).min(1.0),
+    }
 }
 
 /// Mean and (sample) standard deviation.
@@ -142,7 +159,10 @@ mod tests {
     fn wilson_matches_the_textbook() {
         // 8 of 10: Wilson 95% interval 0.490–0.943.
         let i = wilson(0.8, 10);
-        assert!((i.low - 0.4902).abs() < 1e-3 && (i.high - 0.9433).abs() < 1e-3, "{i}");
+        assert!(
+            (i.low - 0.4902).abs() < 1e-3 && (i.high - 0.9433).abs() < 1e-3,
+            "{i}"
+        );
         let i = wilson(1.0, 50);
         assert!(i.high == 1.0 && i.low > 0.9);
     }

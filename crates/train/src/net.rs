@@ -47,7 +47,13 @@ fn uniform(rng: &mut impl Rng, n: usize, bound: f32) -> Vec<f32> {
 impl HeadWeights {
     /// Fresh weights: LSTM weights uniform in ±1/√H with the forget-gate bias at 1 (so the state
     /// starts out remembering), the output layer Glorot-uniform with zero bias.
-    pub fn init(rng: &mut impl Rng, input: usize, labels: usize, layers: usize, hidden: usize) -> Self {
+    pub fn init(
+        rng: &mut impl Rng,
+        input: usize,
+        labels: usize,
+        layers: usize,
+        hidden: usize,
+    ) -> Self {
         let mut lstm = Vec::with_capacity(layers);
         let mut layer_input = input;
         for _ in 0..layers {
@@ -56,7 +62,13 @@ impl HeadWeights {
             let r = uniform(rng, 4 * hidden * hidden, bound);
             let mut b = vec![0.0; 4 * hidden];
             b[2 * hidden..3 * hidden].fill(1.0);
-            lstm.push(LstmWeights { input: layer_input, hidden, w, r, b });
+            lstm.push(LstmWeights {
+                input: layer_input,
+                hidden,
+                w,
+                r,
+                b,
+            });
             layer_input = hidden;
         }
         let bound = (6.0 / (layer_input + labels) as f32).sqrt();
@@ -99,15 +111,26 @@ impl HeadWeights {
                         let dst = g * mh + k * h + row;
                         w[dst * input + col0..dst * input + col0 + member_input]
                             .copy_from_slice(&lw.w[src * member_input..(src + 1) * member_input]);
-                        r[dst * mh + k * h..dst * mh + (k + 1) * h].copy_from_slice(&lw.r[src * h..(src + 1) * h]);
+                        r[dst * mh + k * h..dst * mh + (k + 1) * h]
+                            .copy_from_slice(&lw.r[src * h..(src + 1) * h]);
                         b[dst] = lw.b[src];
                     }
                 }
             }
-            lstm.push(LstmWeights { input, hidden: mh, w, r, b });
+            lstm.push(LstmWeights {
+                input,
+                hidden: mh,
+                w,
+                r,
+                b,
+            });
         }
         let member_out = first.out_input;
-        let out_input = if lstm.is_empty() { member_out } else { m * member_out };
+        let out_input = if lstm.is_empty() {
+            member_out
+        } else {
+            m * member_out
+        };
         let mut out_w = vec![0.0; labels * out_input];
         let mut out_b = vec![0.0; labels];
         for (k, member) in members.iter().enumerate() {
@@ -119,7 +142,13 @@ impl HeadWeights {
                 out_b[j] += scale * member.out_b[j];
             }
         }
-        HeadWeights { lstm, out_input, out_labels: labels, out_w, out_b }
+        HeadWeights {
+            lstm,
+            out_input,
+            out_labels: labels,
+            out_w,
+            out_b,
+        }
     }
 }
 
@@ -136,8 +165,15 @@ impl<R: Rng> Dropout<'_, R> {
             return Ok(x.clone());
         }
         let keep = 1.0 - p;
-        let mask: Vec<f32> =
-            (0..x.elem_count()).map(|_| if self.rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| {
+                if self.rng.random::<f32>() < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
     }
 }
@@ -173,20 +209,33 @@ impl NetVars {
             vars.push(Var::from_slice(&l.r, (4 * l.hidden, l.hidden), device)?);
             vars.push(Var::from_slice(&l.b, 4 * l.hidden, device)?);
         }
-        vars.push(Var::from_slice(&weights.out_w, (weights.out_labels, weights.out_input), device)?);
+        vars.push(Var::from_slice(
+            &weights.out_w,
+            (weights.out_labels, weights.out_input),
+            device,
+        )?);
         vars.push(Var::from_slice(&weights.out_b, weights.out_labels, device)?);
-        Ok(Self { vars, shapes: weights.clone() })
+        Ok(Self {
+            vars,
+            shapes: weights.clone(),
+        })
     }
 
     /// The network on these variables (gradients flow back to them).
     pub fn net(&self) -> candle_core::Result<Net> {
-        Net::from_tensors(&self.shapes, self.vars.iter().map(|v| v.as_tensor().clone()).collect())
+        Net::from_tensors(
+            &self.shapes,
+            self.vars.iter().map(|v| v.as_tensor().clone()).collect(),
+        )
     }
 
     /// The current values, as plain weights.
     pub fn to_weights(&self) -> candle_core::Result<HeadWeights> {
         let mut weights = self.shapes.clone();
-        let mut values = self.vars.iter().map(|v| v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()));
+        let mut values = self
+            .vars
+            .iter()
+            .map(|v| v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()));
         for l in &mut weights.lstm {
             l.w = values.next().unwrap_or_else(|| Ok(Vec::new()))?;
             l.r = values.next().unwrap_or_else(|| Ok(Vec::new()))?;
@@ -207,27 +256,52 @@ impl Net {
             tensors.push(Tensor::from_slice(&l.r, (4 * l.hidden, l.hidden), device)?);
             tensors.push(Tensor::from_slice(&l.b, 4 * l.hidden, device)?);
         }
-        tensors.push(Tensor::from_slice(&weights.out_w, (weights.out_labels, weights.out_input), device)?);
-        tensors.push(Tensor::from_slice(&weights.out_b, weights.out_labels, device)?);
+        tensors.push(Tensor::from_slice(
+            &weights.out_w,
+            (weights.out_labels, weights.out_input),
+            device,
+        )?);
+        tensors.push(Tensor::from_slice(
+            &weights.out_b,
+            weights.out_labels,
+            device,
+        )?);
         Self::from_tensors(weights, tensors)
     }
 
     fn from_tensors(shapes: &HeadWeights, tensors: Vec<Tensor>) -> candle_core::Result<Self> {
         let mut it = tensors.into_iter();
-        let mut next = || it.next().ok_or_else(|| candle_core::Error::Msg("missing weight tensor".into()));
+        let mut next = || {
+            it.next()
+                .ok_or_else(|| candle_core::Error::Msg("missing weight tensor".into()))
+        };
         let mut layers = Vec::new();
         for l in &shapes.lstm {
             let (w, r, b) = (next()?, next()?, next()?);
-            layers.push(Layer { hidden: l.hidden, wt: w.t()?, rt: r.t()?, b });
+            layers.push(Layer {
+                hidden: l.hidden,
+                wt: w.t()?,
+                rt: r.t()?,
+                b,
+            });
         }
         let out_w = next()?;
         let out_b = next()?;
-        Ok(Self { layers, out_wt: out_w.t()?, out_b, labels: shapes.out_labels })
+        Ok(Self {
+            layers,
+            out_wt: out_w.t()?,
+            out_b,
+            labels: shapes.out_labels,
+        })
     }
 
     /// Logits [B, T, K] for a batch of sequences `x` [B, T, D], every sequence starting from a
     /// zero state. With `dropout`, masks are applied to the input and to each LSTM layer's output.
-    pub fn forward<R: Rng>(&self, x: &Tensor, mut dropout: Option<&mut Dropout<'_, R>>) -> candle_core::Result<Tensor> {
+    pub fn forward<R: Rng>(
+        &self,
+        x: &Tensor,
+        mut dropout: Option<&mut Dropout<'_, R>>,
+    ) -> candle_core::Result<Tensor> {
         let (batch, steps, _) = x.dims3()?;
         let mut seq = match dropout.as_deref_mut() {
             Some(d) => {
@@ -288,16 +362,24 @@ mod tests {
     fn merged_ensemble_gives_the_mean_of_member_logits() {
         let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(3);
         let (dim, steps) = (5, 7);
-        let x: Vec<f32> = (0..dim * steps).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let x: Vec<f32> = (0..dim * steps)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
         for layers in [0, 1, 3] {
-            let members: Vec<HeadWeights> = (0..3).map(|_| HeadWeights::init(&mut rng, dim, 4, layers, 6)).collect();
+            let members: Vec<HeadWeights> = (0..3)
+                .map(|_| HeadWeights::init(&mut rng, dim, 4, layers, 6))
+                .collect();
             let merged = HeadWeights::merge(&members);
             let got = logits(&merged, &x, steps, dim);
             let each: Vec<_> = members.iter().map(|m| logits(m, &x, steps, dim)).collect();
             for t in 0..steps {
                 for k in 0..4 {
                     let mean = each.iter().map(|e| e[t][k]).sum::<f32>() / 3.0;
-                    assert!((got[t][k] - mean).abs() < 1e-5, "layers {layers} t {t}: {} vs {mean}", got[t][k]);
+                    assert!(
+                        (got[t][k] - mean).abs() < 1e-5,
+                        "layers {layers} t {t}: {} vs {mean}",
+                        got[t][k]
+                    );
                 }
             }
         }
@@ -324,7 +406,9 @@ mod tests {
         let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
         let (mut h, mut c) = (0.0f32, 0.0f32);
         for (t, x) in xs.iter().enumerate() {
-            let g: Vec<f32> = (0..4).map(|j| weights.lstm[0].w[j] * x + weights.lstm[0].r[j] * h + weights.lstm[0].b[j]).collect();
+            let g: Vec<f32> = (0..4)
+                .map(|j| weights.lstm[0].w[j] * x + weights.lstm[0].r[j] * h + weights.lstm[0].b[j])
+                .collect();
             let (i, o, f, cc) = (sig(g[0]), sig(g[1]), sig(g[2]), g[3].tanh());
             c = f * c + i * cc;
             h = o * c.tanh();

@@ -26,16 +26,24 @@ fn register_font() {
     ONCE.call_once(|| {
         // The font is a valid TTF compiled into the binary; failing to parse it is impossible
         // short of a broken build, and then text is simply not drawn.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
     });
 }
 
 fn fail(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> PlotError + '_ {
-    move |e| PlotError { path: path.to_owned(), reason: e.to_string() }
+    move |e| PlotError {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
 }
 
-/// Distinct line colours (Okabe–Ito, readable by colour-blind people).
-const PALETTE: [RGBColor; 8] = [
+/// Distinct line colours (Okabe–Ito, readable by colour-blind people, its yellow darkened to
+/// show on white; then grey and dark red).
+const PALETTE: [RGBColor; 10] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -43,7 +51,9 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(230, 159, 0),
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
-    RGBColor(240, 228, 66),
+    RGBColor(190, 175, 20),
+    RGBColor(130, 130, 130),
+    RGBColor(150, 30, 45),
 ];
 
 /// Validation accuracy per epoch of each head: the mean over cross-validation runs as a line,
@@ -53,7 +63,11 @@ pub fn plot_curves(reports: &[CvReport], title: &str, path: &Path) -> Result<(),
     let err = fail(path);
     let curves: Vec<Vec<(f64, f64)>> = reports.iter().map(CvReport::mean_curve).collect();
     let epochs = curves.iter().map(Vec::len).max().unwrap_or(1).max(2);
-    let lowest = curves.iter().flatten().map(|(m, s)| m - s).fold(1.0f64, f64::min);
+    let lowest = curves
+        .iter()
+        .flatten()
+        .map(|(m, s)| m - s)
+        .fold(1.0f64, f64::min);
     let y_min = ((lowest - 0.02) * 20.0).floor() / 20.0;
     let y_min = y_min.clamp(0.0, 0.9);
     let root = BitMapBackend::new(path, (1100, 700)).into_drawing_area();
@@ -82,18 +96,34 @@ pub fn plot_curves(reports: &[CvReport], title: &str, path: &Path) -> Result<(),
             .iter()
             .enumerate()
             .map(|(e, (m, s))| ((e + 1) as f64, (m + s).min(1.0)))
-            .chain(curve.iter().enumerate().rev().map(|(e, (m, s))| ((e + 1) as f64, (m - s).max(y_min))))
+            .chain(
+                curve
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(e, (m, s))| ((e + 1) as f64, (m - s).max(y_min))),
+            )
             .collect();
-        chart.draw_series(std::iter::once(Polygon::new(band, colour.mix(0.12)))).map_err(|e| err(&e))?;
-        let label = format!("{}: {} (95% interval), macro-F1 {:.3}", report.spec.name, report.accuracy, report.macro_f1);
+        chart
+            .draw_series(std::iter::once(Polygon::new(band, colour.mix(0.12))))
+            .map_err(|e| err(&e))?;
+        let label = format!(
+            "{}: {} (95% interval), macro-F1 {:.3}",
+            report.spec.name, report.accuracy, report.macro_f1
+        );
         chart
             .draw_series(LineSeries::new(
-                curve.iter().enumerate().map(|(e, (m, _))| ((e + 1) as f64, *m)),
+                curve
+                    .iter()
+                    .enumerate()
+                    .map(|(e, (m, _))| ((e + 1) as f64, *m)),
                 colour.stroke_width(2),
             ))
             .map_err(|e| err(&e))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()
@@ -123,7 +153,12 @@ pub fn plot_cv_confusion(report: &CvReport, path: &Path) -> Result<(), PlotError
 /// A confusion matrix as a heat map: rows true labels, columns predicted; each cell shows its
 /// count (divided by `per`, the number of pooled repeats) and its share of the row, shaded by
 /// that share.
-pub fn plot_confusion(confusion: &Confusion, per: usize, title: &str, path: &Path) -> Result<(), PlotError> {
+pub fn plot_confusion(
+    confusion: &Confusion,
+    per: usize,
+    title: &str,
+    path: &Path,
+) -> Result<(), PlotError> {
     register_font();
     let err = fail(path);
     let k = confusion.labels.len().max(1);
@@ -134,31 +169,59 @@ pub fn plot_confusion(confusion: &Confusion, per: usize, title: &str, path: &Pat
     let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let text = |size: i32| TextStyle::from((FONT, size).into_font()).color(&BLACK);
-    let centred = |size: i32| text(size).pos(plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Center,
-    ));
-    root.draw(&Text::new(title.to_owned(), (16, 16), text(20))).map_err(|e| err(&e))?;
+    let centred = |size: i32| {
+        text(size).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ))
+    };
+    root.draw(&Text::new(title.to_owned(), (16, 16), text(20)))
+        .map_err(|e| err(&e))?;
     let grid_centre_x = left + cell * k as i32 / 2;
-    root.draw(&Text::new("predicted", (grid_centre_x, top - 40), centred(18))).map_err(|e| err(&e))?;
-    root.draw(&Text::new("true", (left - 120, top - 40), text(18))).map_err(|e| err(&e))?;
+    root.draw(&Text::new(
+        "predicted",
+        (grid_centre_x, top - 40),
+        centred(18),
+    ))
+    .map_err(|e| err(&e))?;
+    root.draw(&Text::new("true", (left - 120, top - 40), text(18)))
+        .map_err(|e| err(&e))?;
     for (i, row) in confusion.matrix.iter().enumerate() {
         let row_total: usize = row.iter().sum();
         let y = top + cell * i as i32;
-        root.draw(&Text::new(confusion.labels[i].clone(), (left - 130, y + cell / 2 - 9), text(18)))
-            .map_err(|e| err(&e))?;
+        root.draw(&Text::new(
+            confusion.labels[i].clone(),
+            (left - 130, y + cell / 2 - 9),
+            text(18),
+        ))
+        .map_err(|e| err(&e))?;
         for (j, &count) in row.iter().enumerate() {
             let x = left + cell * j as i32;
             let share = count as f64 / row_total.max(1) as f64;
             let shade = |c: u8| (255.0 - share * (255.0 - c as f64)) as u8;
             let fill = RGBColor(shade(8), shade(81), shade(156));
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], fill.filled())).map_err(|e| err(&e))?;
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(200, 200, 200)))
-                .map_err(|e| err(&e))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))
+            .map_err(|e| err(&e))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                RGBColor(200, 200, 200),
+            ))
+            .map_err(|e| err(&e))?;
             let ink = if share > 0.5 { WHITE } else { BLACK };
-            let value = if per > 1 { format!("{:.1}", count as f64 / per as f64) } else { count.to_string() };
-            root.draw(&Text::new(value, (x + cell / 2, y + cell / 2 - 10), centred(20).color(&ink)))
-                .map_err(|e| err(&e))?;
+            let value = if per > 1 {
+                format!("{:.1}", count as f64 / per as f64)
+            } else {
+                count.to_string()
+            };
+            root.draw(&Text::new(
+                value,
+                (x + cell / 2, y + cell / 2 - 10),
+                centred(20).color(&ink),
+            ))
+            .map_err(|e| err(&e))?;
             root.draw(&Text::new(
                 format!("{:.0}%", share * 100.0),
                 (x + cell / 2, y + cell / 2 + 14),
@@ -169,7 +232,8 @@ pub fn plot_confusion(confusion: &Confusion, per: usize, title: &str, path: &Pat
     }
     for (j, label) in confusion.labels.iter().enumerate() {
         let x = left + cell * j as i32 + cell / 2;
-        root.draw(&Text::new(label.clone(), (x, top - 14), centred(18))).map_err(|e| err(&e))?;
+        root.draw(&Text::new(label.clone(), (x, top - 14), centred(18)))
+            .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())

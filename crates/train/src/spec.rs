@@ -134,7 +134,11 @@ impl HeadSpec {
     /// The study's LSTM of `layers` layers (64 units): final state → linear → softmax, trained
     /// on the last window's output. Adam, mini-batches of 40 clips.
     pub fn study_lstm(layers: usize) -> Self {
-        Self::study(&format!("lstm{layers}"), HeadKind::Lstm { layers, hidden: 64 }, WindowLoss::LastWindow)
+        Self::study(
+            &format!("lstm{layers}"),
+            HeadKind::Lstm { layers, hidden: 64 },
+            WindowLoss::LastWindow,
+        )
     }
 
     /// The baseline the LSTM heads must beat: logistic regression on the clip-mean embedding
@@ -143,7 +147,11 @@ impl HeadSpec {
         Self {
             normalise: true,
             learning_rate: 3e-3,
-            ..Self::study("clip-mean-logistic", HeadKind::Logistic, WindowLoss::ClipMean)
+            ..Self::study(
+                "clip-mean-logistic",
+                HeadKind::Logistic,
+                WindowLoss::ClipMean,
+            )
         }
     }
 
@@ -153,7 +161,10 @@ impl HeadSpec {
     pub fn streaming_lstm() -> Self {
         Self {
             name: "streaming-lstm".into(),
-            kind: HeadKind::Lstm { layers: 1, hidden: 64 },
+            kind: HeadKind::Lstm {
+                layers: 1,
+                hidden: 64,
+            },
             loss: WindowLoss::EveryWindow,
             epochs: 15,
             batch_size: 40,
@@ -202,16 +213,23 @@ impl HeadSpec {
             _ => {}
         }
         if self.epochs == 0 || self.batch_size == 0 || self.ensemble == 0 {
-            return Err(format!("head `{name}`: epochs, batch size and ensemble size must be at least 1"));
+            return Err(format!(
+                "head `{name}`: epochs, batch size and ensemble size must be at least 1"
+            ));
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) || self.weight_decay < 0.0 {
-            return Err(format!("head `{name}`: learning rate must be positive and weight decay not negative"));
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) || self.weight_decay < 0.0
+        {
+            return Err(format!(
+                "head `{name}`: learning rate must be positive and weight decay not negative"
+            ));
         }
         if !(0.0..1.0).contains(&self.input_dropout) || !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("head `{name}`: dropout must be in [0, 1)"));
         }
         if self.mixup_alpha < 0.0 || !self.mixup_alpha.is_finite() {
-            return Err(format!("head `{name}`: mixup alpha must be 0 (off) or positive"));
+            return Err(format!(
+                "head `{name}`: mixup alpha must be 0 (off) or positive"
+            ));
         }
         Ok(())
     }

@@ -40,42 +40,83 @@ pub struct StreamingHead {
 impl StreamingHead {
     /// Loads the head described by `json` (its graph is `json` with the extension `.onnx`).
     pub fn load(json: &Path) -> Result<Self, HeadFileError> {
-        let invalid = |reason: String| HeadFileError::Invalid { path: json.to_owned(), reason };
+        let invalid = |reason: String| HeadFileError::Invalid {
+            path: json.to_owned(),
+            reason,
+        };
         let text = std::fs::read_to_string(json).map_err(|e| invalid(e.to_string()))?;
-        let metadata: HeadMetadata = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let metadata: HeadMetadata =
+            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if metadata.format != HEAD_FORMAT {
-            return Err(invalid(format!("format `{}`, expected `{HEAD_FORMAT}`", metadata.format)));
+            return Err(invalid(format!(
+                "format `{}`, expected `{HEAD_FORMAT}`",
+                metadata.format
+            )));
         }
         let stateful = match (metadata.kind.as_str(), metadata.lstm) {
             ("lstm", Some(_)) => true,
             ("logistic", None) => false,
-            (kind, lstm) => return Err(invalid(format!("kind `{kind}` does not fit lstm shape {lstm:?}"))),
+            (kind, lstm) => {
+                return Err(invalid(format!(
+                    "kind `{kind}` does not fit lstm shape {lstm:?}"
+                )))
+            }
         };
         let onnx_path = json.with_extension("onnx");
-        let fail = |e: TractError| HeadFileError::Invalid { path: onnx_path.clone(), reason: format!("{e:#}") };
-        let mut model = tract_onnx::onnx().model_for_path(&onnx_path).map_err(fail)?;
-        model = model.with_input_fact(0, f32::fact([1, metadata.embedding_dim]).into()).map_err(fail)?;
+        let fail = |e: TractError| HeadFileError::Invalid {
+            path: onnx_path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&onnx_path)
+            .map_err(fail)?;
+        model = model
+            .with_input_fact(0, f32::fact([1, metadata.embedding_dim]).into())
+            .map_err(fail)?;
         if let Some(shape) = metadata.lstm {
             let state = f32::fact([shape.layers, 1, shape.hidden]);
-            model = model.with_input_fact(1, state.clone().into()).map_err(fail)?;
+            model = model
+                .with_input_fact(1, state.clone().into())
+                .map_err(fail)?;
             model = model.with_input_fact(2, state.into()).map_err(fail)?;
         }
         let names: Vec<String> = model
             .output_outlets()
             .map_err(fail)?
             .iter()
-            .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
             .collect();
         let position = |name: &str| {
-            names.iter().position(|n| n == name).ok_or_else(|| HeadFileError::Invalid {
-                path: onnx_path.clone(),
-                reason: format!("graph has no output `{name}` (outputs: {names:?})"),
-            })
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| HeadFileError::Invalid {
+                    path: onnx_path.clone(),
+                    reason: format!("graph has no output `{name}` (outputs: {names:?})"),
+                })
         };
         let probabilities_at = position("probabilities")?;
-        let state_at = if stateful { Some((position("h_out")?, position("c_out")?)) } else { None };
-        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(fail)?;
-        let mut head = Self { metadata, plan, probabilities_at, state_at, state: None };
+        let state_at = if stateful {
+            Some((position("h_out")?, position("c_out")?))
+        } else {
+            None
+        };
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(fail)?;
+        let mut head = Self {
+            metadata,
+            plan,
+            probabilities_at,
+            state_at,
+            state: None,
+        };
         head.reset();
         Ok(head)
     }
@@ -111,7 +152,10 @@ impl StreamingHead {
             .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
             .map_err(fail)?;
         if let Some((h_at, c_at)) = self.state_at {
-            self.state = Some((outputs[h_at].clone().into_tensor(), outputs[c_at].clone().into_tensor()));
+            self.state = Some((
+                outputs[h_at].clone().into_tensor(),
+                outputs[c_at].clone().into_tensor(),
+            ));
         }
         Ok(probabilities)
     }
@@ -157,8 +201,16 @@ pub fn evaluate(head: &mut StreamingHead, data: &Dataset) -> Result<EvalReport, 
         .iter()
         .map(|l| {
             let found = labels.iter().position(|h| h == l);
-            if found.is_none() && data.items.iter().any(|s| data.labels.get(s.label) == Some(l)) {
-                warnings.push(format!("head {} has no label `{l}`: its clips are left out", head.metadata.name));
+            if found.is_none()
+                && data
+                    .items
+                    .iter()
+                    .any(|s| data.labels.get(s.label) == Some(l))
+            {
+                warnings.push(format!(
+                    "head {} has no label `{l}`: its clips are left out",
+                    head.metadata.name
+                ));
             }
             found
         })
@@ -166,7 +218,13 @@ pub fn evaluate(head: &mut StreamingHead, data: &Dataset) -> Result<EvalReport, 
     let clips: Vec<(usize, &[Vec<f32>])> = data
         .items
         .iter()
-        .filter_map(|s| to_head.get(s.label).copied().flatten().map(|t| (t, s.embeddings.as_slice())))
+        .filter_map(|s| {
+            to_head
+                .get(s.label)
+                .copied()
+                .flatten()
+                .map(|t| (t, s.embeddings.as_slice()))
+        })
         .collect();
     if clips.is_empty() {
         return Err(HeadFileError::Mismatch(format!(
@@ -210,7 +268,13 @@ impl fmt::Display for EvalReport {
             .zip(&self.confusion.matrix)
             .map(|(l, row)| format!("{l} {}", row.iter().sum::<usize>()))
             .collect();
-        writeln!(f, "{}: evaluated on {} clips ({})", self.head, self.clips, counts.join(", "))?;
+        writeln!(
+            f,
+            "{}: evaluated on {} clips ({})",
+            self.head,
+            self.clips,
+            counts.join(", ")
+        )?;
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;
         }

@@ -38,7 +38,11 @@ pub enum FrameProblem {
     /// to reach the next intact record (or the end of the file).
     LengthCorrupt { skipped: u64, resumed: bool },
     /// The record's data does not match its checksum; the record was skipped.
-    DataCorrupt { length: u64, stored: u32, computed: u32 },
+    DataCorrupt {
+        length: u64,
+        stored: u32,
+        computed: u32,
+    },
     /// The file ends inside this record.
     Truncated { needed: u64, available: u64 },
 }
@@ -56,23 +60,36 @@ pub struct FrameError {
 impl fmt::Display for FrameProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameProblem::LengthCorrupt { skipped, resumed: true } => write!(
+            FrameProblem::LengthCorrupt {
+                skipped,
+                resumed: true,
+            } => write!(
                 f,
                 "length checksum mismatch (corrupt header); skipped {skipped} bytes to the next \
                  intact record"
             ),
-            FrameProblem::LengthCorrupt { skipped, resumed: false } => write!(
+            FrameProblem::LengthCorrupt {
+                skipped,
+                resumed: false,
+            } => write!(
                 f,
                 "length checksum mismatch (corrupt header); no intact record follows, the last \
                  {skipped} bytes of the file were skipped"
             ),
-            FrameProblem::DataCorrupt { length, stored, computed } => write!(
+            FrameProblem::DataCorrupt {
+                length,
+                stored,
+                computed,
+            } => write!(
                 f,
                 "data checksum mismatch over {length} bytes (stored {stored:#010x}, computed \
                  {computed:#010x}); record skipped"
             ),
             FrameProblem::Truncated { needed, available } => {
-                write!(f, "file is truncated ({needed} bytes needed, {available} left)")
+                write!(
+                    f,
+                    "file is truncated ({needed} bytes needed, {available} left)"
+                )
             }
         }
     }
@@ -80,7 +97,11 @@ impl fmt::Display for FrameProblem {
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "record {} at byte {}: {}", self.index, self.offset, self.problem)
+        write!(
+            f,
+            "record {} at byte {}: {}",
+            self.index, self.offset, self.problem
+        )
     }
 }
 
@@ -89,7 +110,11 @@ impl std::error::Error for FrameError {}
 /// The records of a TFRecord file's bytes, in order: `Ok` for each intact record, `Err` for each
 /// corrupt stretch. Never panics, whatever the bytes.
 pub fn records(bytes: &[u8]) -> Records<'_> {
-    Records { bytes, pos: 0, index: 0 }
+    Records {
+        bytes,
+        pos: 0,
+        index: 0,
+    }
 }
 
 /// Iterator returned by [`records`].
@@ -104,7 +129,8 @@ fn intact_header(bytes: &[u8], pos: usize) -> Option<u64> {
     let header = bytes.get(pos..pos.checked_add(HEADER_BYTES)?)?;
     let (len_bytes, crc_bytes) = header.split_at(8);
     let stored = u32::from_le_bytes(crc_bytes.try_into().ok()?);
-    (masked_crc32c(len_bytes) == stored).then(|| u64::from_le_bytes(len_bytes.try_into().unwrap_or_default()))
+    (masked_crc32c(len_bytes) == stored)
+        .then(|| u64::from_le_bytes(len_bytes.try_into().unwrap_or_default()))
 }
 
 /// The whole record at `pos` when both checksums hold: its total size in bytes.
@@ -131,10 +157,19 @@ impl<'a> Iterator for Records<'a> {
         self.index += 1;
         let offset = pos as u64;
         let left = (bytes.len() - pos) as u64;
-        let fail = |problem| Some(Err(FrameError { index, offset, problem }));
+        let fail = |problem| {
+            Some(Err(FrameError {
+                index,
+                offset,
+                problem,
+            }))
+        };
         if bytes.len() - pos < HEADER_BYTES {
             self.pos = bytes.len();
-            return fail(FrameProblem::Truncated { needed: HEADER_BYTES as u64, available: left });
+            return fail(FrameProblem::Truncated {
+                needed: HEADER_BYTES as u64,
+                available: left,
+            });
         }
         let Some(length) = intact_header(bytes, pos) else {
             // The length cannot be trusted: look for the next complete, checksummed record.
@@ -149,7 +184,10 @@ impl<'a> Iterator for Records<'a> {
         let needed = (HEADER_BYTES + FOOTER_BYTES) as u64 + length;
         if needed > left {
             self.pos = bytes.len();
-            return fail(FrameProblem::Truncated { needed, available: left });
+            return fail(FrameProblem::Truncated {
+                needed,
+                available: left,
+            });
         }
         // `needed <= left`, so these fit in usize.
         let data_start = pos + HEADER_BYTES;
@@ -161,9 +199,17 @@ impl<'a> Iterator for Records<'a> {
         let stored = u32::from_le_bytes(crc);
         let computed = masked_crc32c(data);
         if stored != computed {
-            return fail(FrameProblem::DataCorrupt { length, stored, computed });
+            return fail(FrameProblem::DataCorrupt {
+                length,
+                stored,
+                computed,
+            });
         }
-        Some(Ok(Record { index, offset, data }))
+        Some(Ok(Record {
+            index,
+            offset,
+            data,
+        }))
     }
 }
 
@@ -189,20 +235,32 @@ mod tests {
     }
 
     fn payloads(bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameProblem>> {
-        records(bytes).map(|r| r.map(|r| r.data.to_vec()).map_err(|e| e.problem)).collect()
+        records(bytes)
+            .map(|r| r.map(|r| r.data.to_vec()).map_err(|e| e.problem))
+            .collect()
     }
 
     #[test]
     fn masked_crc_matches_tensorflow() {
         // TensorFlow's crc32c_test: Value("a", 1) == 0xc1d04330; Mask(c) = rotr15(c) + 0xa282ead8.
         assert_eq!(crc32c::crc32c(b"a"), 0xc1d0_4330);
-        assert_eq!(masked_crc32c(b"a"), 0xc1d0_4330u32.rotate_right(15).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc32c(b"a"),
+            0xc1d0_4330u32.rotate_right(15).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
     fn reads_intact_records() {
         let got = payloads(&file());
-        assert_eq!(got, vec![Ok(b"first".to_vec()), Ok(b"second record".to_vec()), Ok(b"third".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                Ok(b"first".to_vec()),
+                Ok(b"second record".to_vec()),
+                Ok(b"third".to_vec())
+            ]
+        );
     }
 
     #[test]
@@ -212,7 +270,10 @@ mod tests {
         bytes[second_data + 3] ^= 0x40;
         let got = payloads(&bytes);
         assert_eq!(got.len(), 3);
-        assert!(matches!(got[1], Err(FrameProblem::DataCorrupt { length: 13, .. })));
+        assert!(matches!(
+            got[1],
+            Err(FrameProblem::DataCorrupt { length: 13, .. })
+        ));
         assert_eq!(got[0], Ok(b"first".to_vec()));
         assert_eq!(got[2], Ok(b"third".to_vec()));
     }
@@ -224,7 +285,13 @@ mod tests {
         bytes[second] ^= 0x01;
         let got = payloads(&bytes);
         assert_eq!(got.len(), 3);
-        assert_eq!(got[1], Err(FrameProblem::LengthCorrupt { skipped: 12 + 13 + 4, resumed: true }));
+        assert_eq!(
+            got[1],
+            Err(FrameProblem::LengthCorrupt {
+                skipped: 12 + 13 + 4,
+                resumed: true
+            })
+        );
         assert_eq!(got[2], Ok(b"third".to_vec()));
     }
 
@@ -235,8 +302,15 @@ mod tests {
             let got = payloads(&bytes[..cut]);
             let errors = got.iter().filter(|r| r.is_err()).count();
             let ends_on_record = [21, 21 + 29].contains(&cut);
-            assert_eq!(errors, usize::from(!ends_on_record), "cut at {cut}: {got:?}");
-            assert!(matches!(got.last(), Some(Ok(_)) | Some(Err(FrameProblem::Truncated { .. }))));
+            assert_eq!(
+                errors,
+                usize::from(!ends_on_record),
+                "cut at {cut}: {got:?}"
+            );
+            assert!(matches!(
+                got.last(),
+                Some(Ok(_)) | Some(Err(FrameProblem::Truncated { .. }))
+            ));
         }
     }
 

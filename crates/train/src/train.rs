@@ -41,7 +41,10 @@ pub struct Normalisation {
 impl Normalisation {
     /// Leaves embeddings as they are.
     pub fn identity(dim: usize) -> Self {
-        Self { mean: vec![0.0; dim], std: vec![1.0; dim] }
+        Self {
+            mean: vec![0.0; dim],
+            std: vec![1.0; dim],
+        }
     }
 
     /// Mean and standard deviation of every window of `data` (a dimension that never varies
@@ -71,13 +74,22 @@ impl Normalisation {
                 }
             })
             .collect();
-        Self { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
     }
 
     /// Appends the normalised `embedding` to `out` (the same f32 arithmetic as the exported graph:
     /// subtract, then divide).
     pub fn apply_into(&self, embedding: &[f32], out: &mut Vec<f32>) {
-        out.extend(embedding.iter().zip(&self.mean).zip(&self.std).map(|((x, m), s)| (x - m) / s));
+        out.extend(
+            embedding
+                .iter()
+                .zip(&self.mean)
+                .zip(&self.std)
+                .map(|((x, m), s)| (x - m) / s),
+        );
     }
 }
 
@@ -143,9 +155,15 @@ pub fn train(
     let (data, warnings) = data.without_small_labels(1)?;
     let dim = data.check()?;
     let start = Instant::now();
-    let normalisation = if spec.normalise { Normalisation::fit(&data, dim) } else { Normalisation::identity(dim) };
+    let normalisation = if spec.normalise {
+        Normalisation::fit(&data, dim)
+    } else {
+        Normalisation::identity(dim)
+    };
     let prepared = Prepared::new(&data, &normalisation);
-    let member_seeds: Vec<u64> = (0..spec.ensemble as u64).map(|m| derive_seed(spec.seed, m)).collect();
+    let member_seeds: Vec<u64> = (0..spec.ensemble as u64)
+        .map(|m| derive_seed(spec.seed, m))
+        .collect();
     let fit = fit(&prepared, spec, &member_seeds, None, &mut |epoch, _| {
         on_progress(&Progress {
             head: &spec.name,
@@ -185,7 +203,10 @@ impl TrainedHead {
     /// Per-window probabilities for one stream of embeddings, the state starting at zero and
     /// carried across every window (computed with candle: the reference the exported graph is
     /// tested against). A logistic head treats each window on its own.
-    pub fn window_probabilities(&self, embeddings: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, TrainError> {
+    pub fn window_probabilities(
+        &self,
+        embeddings: &[Vec<f32>],
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
         let mut x = Vec::with_capacity(embeddings.len() * self.embedding_dim);
         for e in embeddings {
             if e.len() != self.embedding_dim {
@@ -197,7 +218,11 @@ impl TrainedHead {
             }
             self.normalisation.apply_into(e, &mut x);
         }
-        let clip = PreparedClip { x, len: embeddings.len(), label: 0 };
+        let clip = PreparedClip {
+            x,
+            len: embeddings.len(),
+            label: 0,
+        };
         Ok(window_probabilities(&self.weights, &[&clip], self.embedding_dim)?.remove(0))
     }
 
@@ -253,10 +278,18 @@ impl Prepared {
                 for e in &s.embeddings {
                     normalisation.apply_into(e, &mut x);
                 }
-                PreparedClip { x, len: s.embeddings.len(), label: s.label }
+                PreparedClip {
+                    x,
+                    len: s.embeddings.len(),
+                    label: s.label,
+                }
             })
             .collect();
-        Self { dim, labels: data.labels.len(), clips }
+        Self {
+            dim,
+            labels: data.labels.len(),
+            clips,
+        }
     }
 }
 
@@ -285,12 +318,19 @@ pub(crate) fn fit(
         let mut rng = ChaCha::seed_from_u64(seed);
         let weights = HeadWeights::init(&mut rng, train.dim, train.labels, layers, hidden);
         let vars = NetVars::new(&weights, &device)?;
-        let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: spec.weight_decay, ..Default::default() };
+        let params = ParamsAdamW {
+            lr: spec.learning_rate,
+            weight_decay: spec.weight_decay,
+            ..Default::default()
+        };
         let optimizer = AdamW::new(vars.vars.clone(), params)?;
         members.push((rng, vars, optimizer));
     }
     let beta = if spec.mixup_alpha > 0.0 {
-        Some(Beta::new(spec.mixup_alpha, spec.mixup_alpha).map_err(|e| TrainError::Spec(format!("mixup: {e}")))?)
+        Some(
+            Beta::new(spec.mixup_alpha, spec.mixup_alpha)
+                .map_err(|e| TrainError::Spec(format!("mixup: {e}")))?,
+        )
     } else {
         None
     };
@@ -300,7 +340,9 @@ pub(crate) fn fit(
         let lr = match spec.lr_schedule {
             LrSchedule::Constant => spec.learning_rate,
             LrSchedule::Cosine => {
-                spec.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / spec.epochs as f64).cos())
+                spec.learning_rate
+                    * 0.5
+                    * (1.0 + (std::f64::consts::PI * epoch as f64 / spec.epochs as f64).cos())
             }
         };
         for (rng, vars, optimizer) in &mut members {
@@ -309,7 +351,11 @@ pub(crate) fn fit(
             for chunk in order.chunks(spec.batch_size) {
                 let batch = Batch::new(train, chunk, spec, beta.as_ref(), rng, &device)?;
                 let net = vars.net()?;
-                let mut dropout = Dropout { rng, input: spec.input_dropout, hidden: spec.dropout };
+                let mut dropout = Dropout {
+                    rng,
+                    input: spec.input_dropout,
+                    hidden: spec.dropout,
+                };
                 let logits = net.forward(&batch.x, Some(&mut dropout))?;
                 let loss = batch.loss(&logits, spec.loss)?;
                 optimizer.backward_step(&loss)?;
@@ -326,16 +372,26 @@ pub(crate) fn fit(
         curve.extend(accuracy);
         on_epoch(epoch + 1, accuracy);
     }
-    Ok(Fit { weights: merged(&members)?, curve })
+    Ok(Fit {
+        weights: merged(&members)?,
+        curve,
+    })
 }
 
 fn merged(members: &[(ChaCha, NetVars, AdamW)]) -> Result<HeadWeights, TrainError> {
-    let weights = members.iter().map(|(_, vars, _)| vars.to_weights()).collect::<Result<Vec<_>, _>>()?;
+    let weights = members
+        .iter()
+        .map(|(_, vars, _)| vars.to_weights())
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HeadWeights::merge(&weights))
 }
 
 pub(crate) fn accuracy(probabilities: &[Vec<f32>], data: &Prepared) -> f64 {
-    let correct = probabilities.iter().zip(&data.clips).filter(|(p, c)| argmax(p) == c.label).count();
+    let correct = probabilities
+        .iter()
+        .zip(&data.clips)
+        .filter(|(p, c)| argmax(p) == c.label)
+        .count();
     correct as f64 / data.clips.len().max(1) as f64
 }
 
@@ -387,12 +443,13 @@ pub fn decide(windows: &[Vec<f32>], decision: ClipDecision) -> Vec<f32> {
     let n = windows.len().max(1) as f32;
     match decision {
         ClipDecision::LastWindow => windows.last().cloned().unwrap_or_default(),
-        ClipDecision::MeanProbabilities => {
-            (0..k).map(|j| windows.iter().map(|w| w[j]).sum::<f32>() / n).collect()
-        }
+        ClipDecision::MeanProbabilities => (0..k)
+            .map(|j| windows.iter().map(|w| w[j]).sum::<f32>() / n)
+            .collect(),
         ClipDecision::MeanLogProbabilities => {
-            let mean_log: Vec<Vec<f32>> =
-                vec![(0..k).map(|j| windows.iter().map(|w| w[j].max(1e-30).ln()).sum::<f32>() / n).collect()];
+            let mean_log: Vec<Vec<f32>> = vec![(0..k)
+                .map(|j| windows.iter().map(|w| w[j].max(1e-30).ln()).sum::<f32>() / n)
+                .collect()];
             softmax_rows(mean_log).remove(0)
         }
     }
@@ -404,7 +461,10 @@ pub(crate) fn clip_probabilities(
     decision: ClipDecision,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     let clips: Vec<&PreparedClip> = data.clips.iter().collect();
-    Ok(window_probabilities(weights, &clips, data.dim)?.iter().map(|w| decide(w, decision)).collect())
+    Ok(window_probabilities(weights, &clips, data.dim)?
+        .iter()
+        .map(|w| decide(w, decision))
+        .collect())
 }
 
 /// A clip's windows, or a random contiguous stretch of `crop` of them when it is longer (and
@@ -459,7 +519,11 @@ impl Batch {
                     let len = x.len().min(other_x.len());
                     target[clip.label] += lambda;
                     target[other.label] += 1.0 - lambda;
-                    x[..len].iter().zip(&other_x[..len]).map(|(a, o)| lambda * a + (1.0 - lambda) * o).collect()
+                    x[..len]
+                        .iter()
+                        .zip(&other_x[..len])
+                        .map(|(a, o)| lambda * a + (1.0 - lambda) * o)
+                        .collect()
                 }
                 None => {
                     target[clip.label] = 1.0;
@@ -477,7 +541,11 @@ impl Batch {
             stream.extend_from_slice(&windows);
             streams.push((stream, prefix, target));
         }
-        let steps = streams.iter().map(|(s, _, _)| s.len() / dim).max().unwrap_or(1);
+        let steps = streams
+            .iter()
+            .map(|(s, _, _)| s.len() / dim)
+            .max()
+            .unwrap_or(1);
         let batch = members.len();
         let mut x = vec![0.0f32; batch * steps * dim];
         let mut targets = vec![0.0f32; batch * steps * k];
@@ -495,7 +563,11 @@ impl Batch {
                 WindowLoss::LastWindow => vec![total - 1],
                 WindowLoss::ClipMean => (*prefix..total).collect(),
                 WindowLoss::EveryWindow => {
-                    let from = if stateful { spec.loss_from_window.min(len - 1) } else { 0 };
+                    let from = if stateful {
+                        spec.loss_from_window.min(len - 1)
+                    } else {
+                        0
+                    };
                     (prefix + from..total).collect()
                 }
             };
@@ -538,7 +610,11 @@ mod tests {
     #[test]
     fn crop_cuts_long_clips_to_random_stretches_and_leaves_short_ones() {
         let dim = 2;
-        let clip = PreparedClip { x: (0..20).map(|v| v as f32).collect(), len: 10, label: 0 };
+        let clip = PreparedClip {
+            x: (0..20).map(|v| v as f32).collect(),
+            len: 10,
+            label: 0,
+        };
         let mut rng = ChaCha::seed_from_u64(5);
         assert_eq!(crop(&clip, 0, dim, &mut rng), &clip.x[..]);
         assert_eq!(crop(&clip, 10, dim, &mut rng), &clip.x[..]);
@@ -553,6 +629,9 @@ mod tests {
             assert_eq!(cut, &clip.x[start..start + 4 * dim]);
             starts.insert(start / dim);
         }
-        assert_eq!(starts.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            starts.into_iter().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5, 6]
+        );
     }
 }

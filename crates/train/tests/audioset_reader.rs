@@ -12,7 +12,12 @@ fn data_dir() -> PathBuf {
 
 fn file_bytes() -> Vec<u8> {
     let path = data_dir().join("audioset_moods_bal_train.tfrecord");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (the shared data must sit beside the checkout)", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the shared data must sit beside the checkout)",
+            path.display()
+        )
+    })
 }
 
 fn classes() -> ClassLabels {
@@ -21,12 +26,15 @@ fn classes() -> ClassLabels {
 
 /// Byte offsets of every record in the intact file.
 fn offsets(bytes: &[u8]) -> Vec<usize> {
-    tfrecord::records(bytes).map(|r| r.expect("intact file").offset as usize).collect()
+    tfrecord::records(bytes)
+        .map(|r| r.expect("intact file").offset as usize)
+        .collect()
 }
 
 #[test]
 fn reads_every_record_of_the_released_file() {
-    let read = audioset::read_tfrecord(&data_dir().join("audioset_moods_bal_train.tfrecord")).unwrap();
+    let read =
+        audioset::read_tfrecord(&data_dir().join("audioset_moods_bal_train.tfrecord")).unwrap();
     assert!(read.errors.is_empty(), "{:?}", read.errors);
     assert_eq!(read.records(), 411);
     assert_eq!(read.clips.len(), 411);
@@ -60,7 +68,10 @@ fn a_flipped_data_byte_loses_only_its_record() {
     let e = &read.errors[0];
     assert_eq!((e.index, e.offset), (100, at[100] as u64));
     let message = e.to_string();
-    assert!(message.contains("flipped.tfrecord: record 100 at byte"), "{message}");
+    assert!(
+        message.contains("flipped.tfrecord: record 100 at byte"),
+        "{message}"
+    );
     assert!(message.contains("data checksum mismatch"), "{message}");
 }
 
@@ -72,8 +83,18 @@ fn a_flipped_length_byte_is_stepped_over() {
     let read = audioset::parse_tfrecord_bytes(&bytes, Path::new("header.tfrecord"));
     assert_eq!(read.clips.len(), 410);
     assert_eq!(read.errors.len(), 1, "{:?}", read.errors);
-    assert!(read.errors[0].reason.contains("length checksum mismatch"), "{}", read.errors[0]);
-    assert!(read.errors[0].reason.contains(&format!("skipped {} bytes", at[8] - at[7])), "{}", read.errors[0]);
+    assert!(
+        read.errors[0].reason.contains("length checksum mismatch"),
+        "{}",
+        read.errors[0]
+    );
+    assert!(
+        read.errors[0]
+            .reason
+            .contains(&format!("skipped {} bytes", at[8] - at[7])),
+        "{}",
+        read.errors[0]
+    );
 }
 
 #[test]
@@ -84,7 +105,11 @@ fn a_truncated_file_keeps_what_came_before() {
     let read = audioset::parse_tfrecord_bytes(&bytes[..cut], Path::new("cut.tfrecord"));
     assert_eq!(read.clips.len(), 200);
     assert_eq!(read.errors.len(), 1);
-    assert!(read.errors[0].reason.contains("truncated"), "{}", read.errors[0]);
+    assert!(
+        read.errors[0].reason.contains("truncated"),
+        "{}",
+        read.errors[0]
+    );
     assert_eq!(read.errors[0].index, 200);
 }
 
@@ -103,9 +128,15 @@ fn a_folder_of_shards_is_read_in_name_order() {
     assert_eq!(read.clips, whole.clips);
 
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(audioset::read_tfrecord(empty.path()), Err(ReadError::EmptyFolder(_))));
+    assert!(matches!(
+        audioset::read_tfrecord(empty.path()),
+        Err(ReadError::EmptyFolder(_))
+    ));
     let missing = audioset::read_tfrecord(&dir.path().join("missing.tfrecord")).unwrap_err();
-    assert!(missing.to_string().contains("missing.tfrecord"), "{missing}");
+    assert!(
+        missing.to_string().contains("missing.tfrecord"),
+        "{missing}"
+    );
 }
 
 #[test]
@@ -115,6 +146,9 @@ fn a_record_that_is_not_an_audioset_clip_is_reported() {
     assert!(read.clips.is_empty());
     assert_eq!(read.errors.len(), 2);
     for e in &read.errors {
-        assert!(e.reason.contains("video_id") || e.reason.contains("SequenceExample"), "{e}");
+        assert!(
+            e.reason.contains("video_id") || e.reason.contains("SequenceExample"),
+            "{e}"
+        );
     }
 }

@@ -17,7 +17,10 @@ fn exported_graphs_give_the_trained_models_probabilities() {
     let data = common::mood_task();
     let dir = tempfile::tempdir().unwrap();
     let mut lstm3 = HeadSpec::study_lstm(3);
-    lstm3.kind = HeadKind::Lstm { layers: 3, hidden: 24 };
+    lstm3.kind = HeadKind::Lstm {
+        layers: 3,
+        hidden: 24,
+    };
     let mut ensemble = HeadSpec::streaming_lstm();
     ensemble.ensemble = 3;
     let specs = [
@@ -28,11 +31,20 @@ fn exported_graphs_give_the_trained_models_probabilities() {
         quick(ensemble, 2),
     ];
     // Three clips of different moods, back to back: the state is carried across them.
-    let stream: Vec<Vec<f32>> = [0, 80, 200].iter().flat_map(|&i| data.items[i].embeddings.clone()).collect();
+    let stream: Vec<Vec<f32>> = [0, 80, 200]
+        .iter()
+        .flat_map(|&i| data.items[i].embeddings.clone())
+        .collect();
     for spec in specs {
         let head = train(&data, &spec, &mut |_| {}).unwrap();
-        let json = export_head(&head, dir.path(), &spec.name, &EmbeddingSource::audioset_vggish(), serde_json::json!({}))
-            .unwrap();
+        let json = export_head(
+            &head,
+            dir.path(),
+            &spec.name,
+            &EmbeddingSource::audioset_vggish(),
+            serde_json::json!({}),
+        )
+        .unwrap();
         let mut streaming = StreamingHead::load(&json).unwrap();
         let expected = head.window_probabilities(&stream).unwrap();
         let got = streaming.run(&stream).unwrap();
@@ -47,11 +59,18 @@ fn exported_graphs_give_the_trained_models_probabilities() {
         }
         assert!(worst < 1e-5, "{}: largest difference {worst}", spec.name);
         // Whole clips from a fresh state, decided as the metadata says, agree with the model too.
-        let clip_level = head.clip_probabilities(&data.subset(&[0, 80, 200])).unwrap();
+        let clip_level = head
+            .clip_probabilities(&data.subset(&[0, 80, 200]))
+            .unwrap();
         for (i, &item) in [0, 80, 200].iter().enumerate() {
             let p = streaming.clip(&data.items[item].embeddings).unwrap();
             for (a, b) in p.iter().zip(&clip_level[i]) {
-                assert!((a - b).abs() < 1e-5, "{}: clip {item}: {p:?} vs {:?}", spec.name, clip_level[i]);
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{}: clip {item}: {p:?} vs {:?}",
+                    spec.name,
+                    clip_level[i]
+                );
             }
         }
         // Stateless heads give a window the same answer whatever came before; LSTM heads do not.
@@ -70,45 +89,89 @@ fn metadata_follows_the_head_format() {
     spec.ensemble = 2;
     let head = train(&data, &spec, &mut |_| {}).unwrap();
     let figures = serde_json::json!({"cross_validation": {"accuracy": 0.5}});
-    let json = export_head(&head, dir.path(), "audioset-test", &EmbeddingSource::audioset_vggish(), figures).unwrap();
+    let json = export_head(
+        &head,
+        dir.path(),
+        "audioset-test",
+        &EmbeddingSource::audioset_vggish(),
+        figures,
+    )
+    .unwrap();
     assert_eq!(json, dir.path().join("audioset-test.json"));
     assert!(dir.path().join("audioset-test.onnx").is_file());
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(meta["format"], "moodscope-head/1");
     assert_eq!(meta["name"], "audioset-test");
     assert_eq!(meta["kind"], "lstm");
-    assert_eq!(meta["labels"], serde_json::json!(["Happy", "Sad", "Angry", "Scary"]));
+    assert_eq!(
+        meta["labels"],
+        serde_json::json!(["Happy", "Sad", "Angry", "Scary"])
+    );
     assert_eq!(meta["backbone"], "vggish");
     assert_eq!(meta["embedding_dim"], 128);
     assert_eq!(meta["window_seconds"], 0.96);
     assert_eq!(meta["hop_seconds"], 0.96);
     // Two members of 64 units stream as one LSTM of 128.
-    assert_eq!(meta["lstm"], serde_json::json!({"layers": 1, "hidden": 128}));
+    assert_eq!(
+        meta["lstm"],
+        serde_json::json!({"layers": 1, "hidden": 128})
+    );
     assert_eq!(meta["normalisation"]["mean"].as_array().unwrap().len(), 128);
     assert_eq!(meta["normalisation"]["std"].as_array().unwrap().len(), 128);
     assert_eq!(meta["clip_decision"], "last_window");
     assert_eq!(meta["training"]["data_sha256"], data.sha256());
-    assert_eq!(meta["training"]["figures"]["cross_validation"]["accuracy"], 0.5);
+    assert_eq!(
+        meta["training"]["figures"]["cross_validation"]["accuracy"],
+        0.5
+    );
     assert_eq!(meta["training"]["spec"]["ensemble"], 2);
 
     let logistic = train(&data, &quick(HeadSpec::study_logistic(), 1), &mut |_| {}).unwrap();
-    let json = export_head(&logistic, dir.path(), "lr", &EmbeddingSource::audioset_vggish(), serde_json::Value::Null)
-        .unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let json = export_head(
+        &logistic,
+        dir.path(),
+        "lr",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(meta["kind"], "logistic");
     assert!(meta.get("lstm").is_none());
     assert_eq!(meta["clip_decision"], "mean_probabilities");
 
     // Same training, same bytes.
     let again = train(&data, &spec, &mut |_| {}).unwrap();
-    let json2 = export_head(&again, dir.path(), "audioset-test-2", &EmbeddingSource::audioset_vggish(), serde_json::json!({"cross_validation": {"accuracy": 0.5}})).unwrap();
+    let json2 = export_head(
+        &again,
+        dir.path(),
+        "audioset-test-2",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::json!({"cross_validation": {"accuracy": 0.5}}),
+    )
+    .unwrap();
     let onnx = |j: &std::path::Path| std::fs::read(j.with_extension("onnx")).unwrap();
     assert!(onnx(&json2) != Vec::<u8>::new());
-    let strip_name = |j: &std::path::Path| std::fs::read_to_string(j).unwrap().replace("audioset-test-2", "audioset-test");
-    assert_eq!(strip_name(&json2), strip_name(&dir.path().join("audioset-test.json")));
+    let strip_name = |j: &std::path::Path| {
+        std::fs::read_to_string(j)
+            .unwrap()
+            .replace("audioset-test-2", "audioset-test")
+    };
+    assert_eq!(
+        strip_name(&json2),
+        strip_name(&dir.path().join("audioset-test.json"))
+    );
 
     assert!(matches!(
-        export_head(&logistic, dir.path(), "../escape", &EmbeddingSource::audioset_vggish(), serde_json::Value::Null),
+        export_head(
+            &logistic,
+            dir.path(),
+            "../escape",
+            &EmbeddingSource::audioset_vggish(),
+            serde_json::Value::Null
+        ),
         Err(ExportError::BadName(_))
     ));
 }
@@ -125,11 +188,25 @@ fn broken_head_files_are_clear_errors() {
 
     let data = common::mood_task();
     let head = train(&data, &quick(HeadSpec::study_lstm(1), 1), &mut |_| {}).unwrap();
-    let json = export_head(&head, dir.path(), "h", &EmbeddingSource::audioset_vggish(), serde_json::Value::Null).unwrap();
+    let json = export_head(
+        &head,
+        dir.path(),
+        "h",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::Value::Null,
+    )
+    .unwrap();
     std::fs::write(json.with_extension("onnx"), b"not an onnx graph").unwrap();
     let err = StreamingHead::load(&json).err().unwrap().to_string();
     assert!(err.contains("h.onnx"), "{err}");
-    let head_json = export_head(&head, dir.path(), "ok", &EmbeddingSource::audioset_vggish(), serde_json::Value::Null).unwrap();
+    let head_json = export_head(
+        &head,
+        dir.path(),
+        "ok",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::Value::Null,
+    )
+    .unwrap();
     let mut ok = StreamingHead::load(&head_json).unwrap();
     let err = ok.step(&[0.0; 12]).unwrap_err().to_string();
     assert!(err.contains("12 values") && err.contains("128"), "{err}");

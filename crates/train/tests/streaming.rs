@@ -17,11 +17,19 @@ fn back_to_back_clips_do_not_confuse_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let (mut clips, mut clips_correct, mut windows, mut windows_correct) = (0, 0.0, 0, 0.0);
     for (fold, validation) in stratified_folds(&labels, 5, 1).into_iter().enumerate() {
-        let training: Vec<usize> = (0..data.items.len()).filter(|i| !validation.contains(i)).collect();
+        let training: Vec<usize> = (0..data.items.len())
+            .filter(|i| !validation.contains(i))
+            .collect();
         let head = train(&data.subset(&training), &spec, &mut |_| {}).unwrap();
         let name = format!("fold-{fold}");
-        let json = export_head(&head, dir.path(), &name, &EmbeddingSource::audioset_vggish(), serde_json::Value::Null)
-            .unwrap();
+        let json = export_head(
+            &head,
+            dir.path(),
+            &name,
+            &EmbeddingSource::audioset_vggish(),
+            serde_json::Value::Null,
+        )
+        .unwrap();
         let mut streaming = StreamingHead::load(&json).unwrap();
         let report = evaluate(&mut streaming, &data.subset(&validation)).unwrap();
         println!("fold {fold}: {report}");
@@ -35,7 +43,10 @@ fn back_to_back_clips_do_not_confuse_the_state() {
     println!("held out: clip-level {clip_accuracy:.3}, streamed per-window from window 3 {window_accuracy:.3}");
     assert_eq!(clips, 233);
     assert_eq!(windows, 233 * 8);
-    assert!(clip_accuracy > 0.8, "clip-level accuracy {clip_accuracy:.3}");
+    assert!(
+        clip_accuracy > 0.8,
+        "clip-level accuracy {clip_accuracy:.3}"
+    );
     assert!(
         (window_accuracy - clip_accuracy).abs() <= 0.05,
         "streamed per-window accuracy {window_accuracy:.3} vs clip-level {clip_accuracy:.3}"

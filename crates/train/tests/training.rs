@@ -9,7 +9,10 @@ use moodscope_train::{cross_validate, train, Dataset, HeadKind, HeadSpec, TrainE
 
 fn short_lstm() -> HeadSpec {
     let mut spec = HeadSpec::study_lstm(1);
-    spec.kind = HeadKind::Lstm { layers: 1, hidden: 32 };
+    spec.kind = HeadKind::Lstm {
+        layers: 1,
+        hidden: 32,
+    };
     spec.epochs = 12;
     spec.learning_rate = 3e-3;
     spec
@@ -27,16 +30,22 @@ fn a_short_run_beats_chance_by_a_wide_margin() {
     assert_eq!(epochs_seen, 5 * 12);
     // Chance is 0.26 (the largest label); the study's held-out figures are 0.78-0.84.
     assert!(report.accuracy.value > 0.75, "{report}");
-    assert!(report.accuracy.low < report.accuracy.value && report.accuracy.value < report.accuracy.high);
+    assert!(
+        report.accuracy.low < report.accuracy.value && report.accuracy.value < report.accuracy.high
+    );
     assert!(report.macro_f1 > 0.7, "{report}");
     assert_eq!(report.curves.len(), 5);
     assert!(report.curves.iter().all(|c| c.len() == 12));
     assert_eq!(report.confusion.total(), 233);
     assert_eq!(report.k, 5);
     let text = report.to_string();
-    assert!(text.contains("accuracy") && text.contains("Happy") && text.contains("recall"), "{text}");
+    assert!(
+        text.contains("accuracy") && text.contains("Happy") && text.contains("recall"),
+        "{text}"
+    );
 
-    let logistic = cross_validate(&data, &HeadSpec::clip_mean_logistic(), 5, &[1], &mut |_| {}).unwrap();
+    let logistic =
+        cross_validate(&data, &HeadSpec::clip_mean_logistic(), 5, &[1], &mut |_| {}).unwrap();
     assert!(logistic.accuracy.value > 0.8, "{logistic}");
     // Same seeds, same folds: the two heads can be compared clip by clip.
     let d = report.compare(&logistic).unwrap();
@@ -85,7 +94,10 @@ fn small_and_empty_labels_are_reported_and_training_goes_on() {
         })
         .cloned()
         .collect();
-    let small = Dataset { labels: data.labels.clone(), items };
+    let small = Dataset {
+        labels: data.labels.clone(),
+        items,
+    };
     let mut spec = HeadSpec::clip_mean_logistic();
     spec.epochs = 30;
     let report = cross_validate(&small, &spec, 5, &[1], &mut |_| {}).unwrap();
@@ -94,27 +106,48 @@ fn small_and_empty_labels_are_reported_and_training_goes_on() {
     assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
     assert!(report.warnings[0].contains("`Angry` has no clips"));
     assert!(report.warnings[1].contains("using 3 folds"));
-    assert!(report.to_string().contains("warning: label `Angry` has no clips"));
+    assert!(report
+        .to_string()
+        .contains("warning: label `Angry` has no clips"));
 
     let head = train(&small, &spec, &mut |_| {}).unwrap();
     assert_eq!(head.labels, vec!["Happy", "Sad", "Scary"]);
     assert_eq!(head.summary.warnings.len(), 1);
 
     // One label alone cannot be learned.
-    let one = Dataset { labels: vec!["Happy".into()], items: data.items.iter().filter(|s| s.label == 0).cloned().collect() };
+    let one = Dataset {
+        labels: vec!["Happy".into()],
+        items: data
+            .items
+            .iter()
+            .filter(|s| s.label == 0)
+            .cloned()
+            .collect(),
+    };
     let err = train(&one, &spec, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, TrainError::Data(DatasetError::TooFewLabels(_))), "{err}");
+    assert!(
+        matches!(err, TrainError::Data(DatasetError::TooFewLabels(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("at least two labels"), "{err}");
 
     // Embeddings of mixed sizes are refused with the clip named.
     let mut mixed = data.subset(&[0, 1, 100, 200]);
     mixed.items[2].embeddings[3].truncate(64);
-    let err = cross_validate(&mixed, &spec, 2, &[1], &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains(&mixed.items[2].id) && err.contains("window 3"), "{err}");
+    let err = cross_validate(&mixed, &spec, 2, &[1], &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&mixed.items[2].id) && err.contains("window 3"),
+        "{err}"
+    );
 
     let mut bad = HeadSpec::study_lstm(1);
     bad.dropout = 1.5;
-    assert!(matches!(train(&data, &bad, &mut |_| {}), Err(TrainError::Spec(_))));
+    assert!(matches!(
+        train(&data, &bad, &mut |_| {}),
+        Err(TrainError::Spec(_))
+    ));
 }
 
 #[test]
@@ -124,7 +157,10 @@ fn long_clips_are_cropped_while_training_and_decided_as_the_spec_says() {
     spec.loss = moodscope_train::WindowLoss::EveryWindow;
     spec.crop_windows = 4;
     spec.decision = Some(moodscope_train::ClipDecision::MeanProbabilities);
-    assert_eq!(spec.clip_decision(), moodscope_train::ClipDecision::MeanProbabilities);
+    assert_eq!(
+        spec.clip_decision(),
+        moodscope_train::ClipDecision::MeanProbabilities
+    );
     let report = cross_validate(&data, &spec, 5, &[1], &mut |_| {}).unwrap();
     // Trained on 4-window stretches, measured on whole clips: still far above chance (0.26).
     assert!(report.accuracy.value > 0.75, "{report}");
@@ -132,8 +168,13 @@ fn long_clips_are_cropped_while_training_and_decided_as_the_spec_says() {
     // The clip decision is the mean of the windows' probabilities.
     let clip = &data.items[3].embeddings;
     let windows = head.window_probabilities(clip).unwrap();
-    let mean: Vec<f32> = (0..4).map(|k| windows.iter().map(|w| w[k]).sum::<f32>() / windows.len() as f32).collect();
-    let decided = head.clip_probabilities(&data.subset(&[3])).unwrap().remove(0);
+    let mean: Vec<f32> = (0..4)
+        .map(|k| windows.iter().map(|w| w[k]).sum::<f32>() / windows.len() as f32)
+        .collect();
+    let decided = head
+        .clip_probabilities(&data.subset(&[3]))
+        .unwrap()
+        .remove(0);
     for (a, b) in mean.iter().zip(&decided) {
         assert!((a - b).abs() < 1e-6, "{mean:?} vs {decided:?}");
     }

@@ -206,7 +206,8 @@ impl HostRun {
         command.env_remove("MOODSCOPE_WINDOW_LOG");
         command.env_remove("MOODSCOPE_DEBUG_WORKER_PANICS");
         if let Some(log) = &self.window_log {
-            command.env("MOODSCOPE_WINDOW_LOG", log);
+            // The host sets MOODSCOPE_WINDOW_LOG from it and reports what the log holds.
+            command.arg("--window-log").arg(log);
         }
         for (k, v) in &self.env {
             command.env(k, v);
