@@ -246,12 +246,14 @@ pub struct VggishPostprocess {
 impl VggishPostprocess {
     /// Reads `pca_eigen_vectors` (128x128) and `pca_means` (128x1) from `vggish_pca_params.npz`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        use tract_onnx::prelude::tract_ndarray::Array2;
+        use tract_onnx::prelude::tract_ndarray::{Array2, ArrayD};
         let corrupt = |reason: String| ModelError::Corrupt { path: path.to_owned(), reason };
         let file = std::fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
         let mut npz = ndarray_npy::NpzReader::new(file).map_err(|e| corrupt(e.to_string()))?;
         let eigen: Array2<f64> = npz.by_name("pca_eigen_vectors").map_err(|e| corrupt(format!("pca_eigen_vectors: {e}")))?;
-        let means: Array2<f64> = npz.by_name("pca_means").map_err(|e| corrupt(format!("pca_means: {e}")))?;
+        // The official file stores the means as a 1-D array of 128 (the model README says 128x1):
+        // take either.
+        let means: ArrayD<f64> = npz.by_name("pca_means").map_err(|e| corrupt(format!("pca_means: {e}")))?;
         if eigen.dim() != (VGGISH_DIM, VGGISH_DIM) || means.len() != VGGISH_DIM {
             return Err(corrupt(format!(
                 "expected 128x128 eigenvectors and 128 means, found {:?} and {:?}",
