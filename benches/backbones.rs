@@ -43,8 +43,9 @@ fn main() {
     let vggish_models = vggish_model_dir(models.path(), work.path());
 
     // Real-music patches, both log offsets.
-    let (samples, rate) = moodscope::decode::read_mono_file(&Path::new(MUSIC).join("hr3-caves.ogg"))
-        .expect("apt-get install hyperrogue-music");
+    let (samples, rate) =
+        moodscope::decode::read_mono_file(&Path::new(MUSIC).join("hr3-caves.ogg"))
+            .expect("apt-get install hyperrogue-music");
     let resampled: Vec<f32> = resample_to_model_rate(&samples[..rate as usize * 30], rate)
         .expect("rate")
         .into_iter()
@@ -53,7 +54,10 @@ fn main() {
 
     println!("== per-window inference, one thread, median of {RUNS} runs");
     let mut rows = Vec::new();
-    for (kind, dir) in [(BackboneKind::Yamnet, ModelDir::new(models.path())), (BackboneKind::Vggish, vggish_models.clone())] {
+    for (kind, dir) in [
+        (BackboneKind::Yamnet, ModelDir::new(models.path())),
+        (BackboneKind::Vggish, vggish_models.clone()),
+    ] {
         let patches: Vec<Vec<f32>> = log_mel_patches(&resampled, kind.log_offset(), 96)
             .expect("patches")
             .into_iter()
@@ -76,7 +80,11 @@ fn main() {
         });
         let npy = work.path().join(format!("{}-patches.npy", kind.name()));
         let flat: Vec<f32> = patches.iter().flatten().copied().collect();
-        let array = tract_onnx::prelude::tract_ndarray::Array3::from_shape_vec((patches.len(), 96, 64), flat).unwrap();
+        let array = tract_onnx::prelude::tract_ndarray::Array3::from_shape_vec(
+            (patches.len(), 96, 64),
+            flat,
+        )
+        .unwrap();
         ndarray_npy::write_npy(&npy, &array).expect("write patches");
         assert_eq!(array.len(), patches.len() * PATCH_LEN);
         let ort_ms = onnxruntime_median_ms(&onnx, &npy);
@@ -90,7 +98,10 @@ fn main() {
 
     println!("== moodscope analyze, 3-minute piece");
     let piece = three_minute_piece(work.path());
-    for (kind, dir) in [(BackboneKind::Yamnet, ModelDir::new(models.path())), (BackboneKind::Vggish, vggish_models)] {
+    for (kind, dir) in [
+        (BackboneKind::Yamnet, ModelDir::new(models.path())),
+        (BackboneKind::Vggish, vggish_models),
+    ] {
         let (wall, max_rss_kib) = run_analyze(&piece.0, kind, dir.path());
         println!(
             "{:<7} {:.1} s of audio in {:.2} s: {:.0}x real time, peak memory {:.0} MiB",
@@ -108,12 +119,17 @@ fn main() {
 fn vggish_model_dir(models: &Path, work: &Path) -> ModelDir {
     let dir = work.join("models");
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["yamnet.onnx", "yamnet_class_map.csv", "vggish_pca_params.npz"] {
+    for name in [
+        "yamnet.onnx",
+        "yamnet_class_map.csv",
+        "vggish_pca_params.npz",
+    ] {
         std::fs::copy(models.join(name), dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let heads = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads");
     std::os::unix::fs::symlink(&heads, dir.join("heads")).unwrap();
-    moodscope_convert::write_vggish_with_seeded_weights(7, &dir.join("vggish.onnx")).expect("VGGish ONNX");
+    moodscope_convert::write_vggish_with_seeded_weights(7, &dir.join("vggish.onnx"))
+        .expect("VGGish ONNX");
     ModelDir::new(dir)
 }
 
@@ -128,7 +144,12 @@ fn onnxruntime_median_ms(onnx: &Path, patches: &Path) -> f64 {
         .arg(WARMUP.to_string())
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
     json["median_ms"].as_f64().expect("median_ms")
@@ -138,12 +159,18 @@ fn onnxruntime_median_ms(onnx: &Path, patches: &Path) -> f64 {
 fn three_minute_piece(work: &Path) -> (PathBuf, f64) {
     let mut samples = Vec::new();
     for name in ["hr3-hell.ogg", "hr3-crossroads.ogg"] {
-        let (mono, rate) = moodscope::decode::read_mono_file(&Path::new(MUSIC).join(name)).expect("decode");
+        let (mono, rate) =
+            moodscope::decode::read_mono_file(&Path::new(MUSIC).join(name)).expect("decode");
         assert_eq!(rate, 44_100);
         samples.extend(mono);
     }
     let path = work.join("three-minutes.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut writer = hound::WavWriter::create(&path, spec).unwrap();
     for s in &samples {
         writer.write_sample(*s).unwrap();
@@ -156,7 +183,16 @@ fn three_minute_piece(work: &Path) -> (PathBuf, f64) {
 fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, i64) {
     let start = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_moodscope"))
-        .args(["analyze", "--threads", "2", "--backbone", kind.name(), "--out", "/dev/null", "--models"])
+        .args([
+            "analyze",
+            "--threads",
+            "2",
+            "--backbone",
+            kind.name(),
+            "--out",
+            "/dev/null",
+            "--models",
+        ])
         .arg(models)
         .arg(piece)
         .stderr(std::process::Stdio::null())
@@ -168,6 +204,9 @@ fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, i6
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     assert_eq!(pid, child.id() as libc::pid_t, "wait4");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "analyze failed ({status})");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "analyze failed ({status})"
+    );
     (wall, usage.ru_maxrss)
 }

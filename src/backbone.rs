@@ -61,7 +61,9 @@ impl std::str::FromStr for BackboneKind {
         match s.to_ascii_lowercase().as_str() {
             "yamnet" => Ok(BackboneKind::Yamnet),
             "vggish" => Ok(BackboneKind::Vggish),
-            other => Err(format!("unknown backbone `{other}` (expected yamnet or vggish)")),
+            other => Err(format!(
+                "unknown backbone `{other}` (expected yamnet or vggish)"
+            )),
         }
     }
 }
@@ -100,7 +102,10 @@ pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, Bac
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (kind, dir.path().to_owned());
     // Loading under the lock is deliberate: instances created at once load the model once.
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(backbone) = cache.get(&key).and_then(Weak::upgrade) {
         return Ok(backbone);
     }
@@ -117,14 +122,22 @@ type Plan = TypedSimplePlan;
 /// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N = 1, optimises it, and
 /// returns the plan with the positions of the named outputs.
 fn load_graph(path: &Path, outputs: &[&str]) -> Result<(Arc<Plan>, Vec<usize>), ModelError> {
-    let corrupt = |reason: String| ModelError::Corrupt { path: path.to_owned(), reason };
+    let corrupt = |reason: String| ModelError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
     let fail = |e: TractError| corrupt(format!("{e:#}"));
     let model = tract_onnx::onnx().model_for_path(path).map_err(fail)?;
     let names: Vec<String> = model
         .output_outlets()
         .map_err(fail)?
         .iter()
-        .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+        .map(|o| {
+            model
+                .outlet_label(*o)
+                .map(str::to_owned)
+                .unwrap_or_else(|| model.node(o.node).name.clone())
+        })
         .collect();
     let positions = outputs
         .iter()
@@ -136,7 +149,10 @@ fn load_graph(path: &Path, outputs: &[&str]) -> Result<(Arc<Plan>, Vec<usize>), 
         })
         .collect::<Result<Vec<_>, _>>()?;
     let plan = model
-        .with_input_fact(0, f32::fact([1, features::PATCH_FRAMES, features::MEL_BANDS]).into())
+        .with_input_fact(
+            0,
+            f32::fact([1, features::PATCH_FRAMES, features::MEL_BANDS]).into(),
+        )
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(fail)?;
@@ -153,14 +169,20 @@ fn run_patch(plan: &Arc<Plan>, patch: &[f32]) -> Result<TVec<TValue>, BackboneEr
         )));
     }
     let fail = |e: TractError| BackboneError::Inference(format!("{e:#}"));
-    let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch).map_err(fail)?;
+    let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch)
+        .map_err(fail)?;
     plan.run(tvec![input.into()]).map_err(fail)
 }
 
 fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, BackboneError> {
-    let v = output.to_plain_array_view::<f32>().map_err(|e| BackboneError::Inference(format!("{e:#}")))?;
+    let v = output
+        .to_plain_array_view::<f32>()
+        .map_err(|e| BackboneError::Inference(format!("{e:#}")))?;
     if v.len() != expected {
-        return Err(BackboneError::Inference(format!("{what} has {} values, not {expected}", v.len())));
+        return Err(BackboneError::Inference(format!(
+            "{what} has {} values, not {expected}",
+            v.len()
+        )));
     }
     Ok(v.iter().copied().collect())
 }
@@ -178,7 +200,11 @@ pub const YAMNET_CLASSES: usize = 521;
 impl Yamnet {
     pub fn load(dir: &ModelDir) -> Result<Self, ModelError> {
         let (plan, at) = load_graph(&dir.file(models::YAMNET_ONNX)?, &["scores", "embedding"])?;
-        Ok(Self { plan, scores_at: at[0], embedding_at: at[1] })
+        Ok(Self {
+            plan,
+            scores_at: at[0],
+            embedding_at: at[1],
+        })
     }
 }
 
@@ -191,7 +217,11 @@ impl Backbone for Yamnet {
         let out = run_patch(&self.plan, patch)?;
         Ok(BackboneOutput {
             embedding: values(&out[self.embedding_at], 1024, "YAMNet's embedding")?,
-            scores: Some(values(&out[self.scores_at], YAMNET_CLASSES, "YAMNet's scores")?),
+            scores: Some(values(
+                &out[self.scores_at],
+                YAMNET_CLASSES,
+                "YAMNet's scores",
+            )?),
         })
     }
 }
@@ -220,7 +250,10 @@ impl Backbone for Vggish {
         let out = run_patch(&self.plan, patch)?;
         let raw = values(&out[0], VGGISH_DIM, "VGGish's embedding")?;
         let quantized = self.postprocess.quantize(&raw);
-        Ok(BackboneOutput { embedding: quantized.iter().map(|&q| dequantize(q)).collect(), scores: None })
+        Ok(BackboneOutput {
+            embedding: quantized.iter().map(|&q| dequantize(q)).collect(),
+            scores: None,
+        })
     }
 }
 
@@ -247,13 +280,20 @@ impl VggishPostprocess {
     /// Reads `pca_eigen_vectors` (128x128) and `pca_means` (128x1) from `vggish_pca_params.npz`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         use tract_onnx::prelude::tract_ndarray::{Array2, ArrayD};
-        let corrupt = |reason: String| ModelError::Corrupt { path: path.to_owned(), reason };
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
         let file = std::fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
         let mut npz = ndarray_npy::NpzReader::new(file).map_err(|e| corrupt(e.to_string()))?;
-        let eigen: Array2<f64> = npz.by_name("pca_eigen_vectors").map_err(|e| corrupt(format!("pca_eigen_vectors: {e}")))?;
+        let eigen: Array2<f64> = npz
+            .by_name("pca_eigen_vectors")
+            .map_err(|e| corrupt(format!("pca_eigen_vectors: {e}")))?;
         // The official file stores the means as a 1-D array of 128 (the model README says 128x1):
         // take either.
-        let means: ArrayD<f64> = npz.by_name("pca_means").map_err(|e| corrupt(format!("pca_means: {e}")))?;
+        let means: ArrayD<f64> = npz
+            .by_name("pca_means")
+            .map_err(|e| corrupt(format!("pca_means: {e}")))?;
         if eigen.dim() != (VGGISH_DIM, VGGISH_DIM) || means.len() != VGGISH_DIM {
             return Err(corrupt(format!(
                 "expected 128x128 eigenvectors and 128 means, found {:?} and {:?}",
@@ -261,12 +301,19 @@ impl VggishPostprocess {
                 means.dim()
             )));
         }
-        Ok(Self { eigen_vectors: eigen.iter().copied().collect(), means: means.iter().copied().collect() })
+        Ok(Self {
+            eigen_vectors: eigen.iter().copied().collect(),
+            means: means.iter().copied().collect(),
+        })
     }
 
     /// `quantize(clip(E · (x - μ), -2, 2))` to 0..255, truncating like numpy's `astype(uint8)`.
     pub fn quantize(&self, embedding: &[f32]) -> [u8; VGGISH_DIM] {
-        let centred: Vec<f64> = embedding.iter().zip(&self.means).map(|(&x, m)| x as f64 - m).collect();
+        let centred: Vec<f64> = embedding
+            .iter()
+            .zip(&self.means)
+            .map(|(&x, m)| x as f64 - m)
+            .collect();
         let mut out = [0u8; VGGISH_DIM];
         for (i, q) in out.iter_mut().enumerate() {
             let row = &self.eigen_vectors[i * VGGISH_DIM..(i + 1) * VGGISH_DIM];

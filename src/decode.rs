@@ -55,7 +55,12 @@ impl AudioReader {
             hint.with_extension(ext);
         }
         let probed = symphonia::default::get_probe()
-            .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+            .format(
+                &hint,
+                stream,
+                &FormatOptions::default(),
+                &MetadataOptions::default(),
+            )
             .map_err(|e| match e {
                 SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                     DecodeError::UnknownFormat("the file is empty or truncated".into())
@@ -72,7 +77,10 @@ impl AudioReader {
         let decoder = symphonia::default::get_codecs()
             .make(&params, &DecoderOptions::default())
             .map_err(|e| DecodeError::UnsupportedCodec(e.to_string()))?;
-        let sample_rate = params.sample_rate.filter(|&r| r > 0).ok_or(DecodeError::NoSampleRate)?;
+        let sample_rate = params
+            .sample_rate
+            .filter(|&r| r > 0)
+            .ok_or(DecodeError::NoSampleRate)?;
         Ok(Self {
             track_id: track.id,
             format,
@@ -110,7 +118,11 @@ impl AudioReader {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(packet) => packet,
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    return Ok(false)
+                }
                 Err(SymphoniaError::ResetRequired) => return Ok(false),
                 Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
             };
@@ -124,13 +136,22 @@ impl AudioReader {
                     self.skipped_packets += 1;
                     continue;
                 }
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    return Ok(false)
+                }
                 Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
             };
             let spec = *decoded.spec();
             let needed = decoded.capacity() as u64;
             let buffer = match &mut self.buffer {
-                Some((s, b)) if *s == spec && b.capacity() as u64 >= needed * spec.channels.count() as u64 => b,
+                Some((s, b))
+                    if *s == spec
+                        && b.capacity() as u64 >= needed * spec.channels.count() as u64 =>
+                {
+                    b
+                }
                 slot => &mut slot.insert((spec, SampleBuffer::new(needed, spec))).1,
             };
             buffer.copy_interleaved_ref(decoded);

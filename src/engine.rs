@@ -74,11 +74,17 @@ pub struct AnalyserConfig {
 
 impl AnalyserConfig {
     pub fn new(input_rate: u32, backbone: BackboneKind) -> Self {
-        Self { input_rate, backbone, head: HeadChoice::Default, hop_frames: None }
+        Self {
+            input_rate,
+            backbone,
+            head: HeadChoice::Default,
+            hop_frames: None,
+        }
     }
 
     pub fn hop_frames(&self) -> usize {
-        self.hop_frames.unwrap_or_else(|| self.backbone.default_hop_frames())
+        self.hop_frames
+            .unwrap_or_else(|| self.backbone.default_hop_frames())
     }
 
     /// Seconds between window starts.
@@ -197,7 +203,11 @@ impl Analyser {
     }
 
     /// Feeds mono samples at the input rate; appends a reading for every window they complete.
-    pub fn push(&mut self, samples: &[f32], out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        out: &mut Vec<WindowReading>,
+    ) -> Result<(), EngineError> {
         self.clean.clear();
         self.clean.extend_from_slice(samples);
         self.non_finite_samples += features::sanitize(&mut self.clean, SAMPLE_LIMIT) as u64;
@@ -255,11 +265,21 @@ fn embed_all(
     std::thread::scope(|scope| {
         let workers: Vec<_> = patches
             .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| backbone.embed(&p.data)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| backbone.embed(&p.data))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }
@@ -295,7 +315,11 @@ pub struct SmoothingSettings {
 
 impl Default for SmoothingSettings {
     fn default() -> Self {
-        Self { time_constant_seconds: 2.0, hysteresis: 0.1, presence_threshold: 0.3 }
+        Self {
+            time_constant_seconds: 2.0,
+            hysteresis: 0.1,
+            presence_threshold: 0.3,
+        }
     }
 }
 
@@ -320,7 +344,10 @@ pub struct Smoother {
 
 impl Smoother {
     pub fn new(settings: SmoothingSettings) -> Self {
-        Self { settings, state: None }
+        Self {
+            settings,
+            state: None,
+        }
     }
 
     pub fn settings(&self) -> SmoothingSettings {
@@ -341,10 +368,17 @@ impl Smoother {
         let uniform = 1.0 / labels as f32;
         let presence = reading.presence.clamp(0.0, 1.0);
         // Without music the head's opinion is noise: pull it towards "no particular mood".
-        let target: Vec<f32> =
-            reading.probabilities.iter().map(|&p| presence * p + (1.0 - presence) * uniform).collect();
+        let target: Vec<f32> = reading
+            .probabilities
+            .iter()
+            .map(|&p| presence * p + (1.0 - presence) * uniform)
+            .collect();
         let tau = self.settings.time_constant_seconds.max(0.0) as f64;
-        let alpha = if tau == 0.0 { 1.0 } else { (1.0 - (-hop_seconds / tau).exp()) as f32 };
+        let alpha = if tau == 0.0 {
+            1.0
+        } else {
+            (1.0 - (-hop_seconds / tau).exp()) as f32
+        };
         let state = self.state.get_or_insert_with(|| MoodState {
             probabilities: vec![uniform; labels],
             dominant: None,
@@ -352,7 +386,12 @@ impl Smoother {
             presence: 0.0,
         });
         if state.probabilities.len() != labels {
-            *state = MoodState { probabilities: vec![uniform; labels], dominant: None, confidence: 0.0, presence: 0.0 };
+            *state = MoodState {
+                probabilities: vec![uniform; labels],
+                dominant: None,
+                confidence: 0.0,
+                presence: 0.0,
+            };
         }
         for (s, t) in state.probabilities.iter_mut().zip(&target) {
             *s += alpha * (t - *s);
@@ -365,7 +404,8 @@ impl Smoother {
             match state.dominant {
                 Some(current)
                     if current < labels
-                        && state.probabilities[leader] < state.probabilities[current] + self.settings.hysteresis =>
+                        && state.probabilities[leader]
+                            < state.probabilities[current] + self.settings.hysteresis =>
                 {
                     Some(current)
                 }
@@ -382,7 +422,13 @@ mod tests {
     use super::*;
 
     fn reading(probabilities: [f32; 4], presence: f32) -> WindowReading {
-        WindowReading { index: 0, start_seconds: 0.0, end_seconds: 0.975, probabilities: probabilities.to_vec(), presence }
+        WindowReading {
+            index: 0,
+            start_seconds: 0.0,
+            end_seconds: 0.975,
+            probabilities: probabilities.to_vec(),
+            presence,
+        }
     }
 
     #[test]
@@ -391,46 +437,85 @@ mod tests {
         let right = [0.2f32, 0.9, -0.125, f32::MIN_POSITIVE];
         let mut planar = [0.0f32; 4];
         downmix_planar(&[&left, &right], &mut planar);
-        let interleaved: Vec<f32> = left.iter().zip(&right).flat_map(|(l, r)| [*l, *r]).collect();
+        let interleaved: Vec<f32> = left
+            .iter()
+            .zip(&right)
+            .flat_map(|(l, r)| [*l, *r])
+            .collect();
         let mut mono = Vec::new();
         downmix_interleaved(&interleaved, 2, &mut mono);
-        assert_eq!(planar.map(f32::to_bits).to_vec(), mono.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            planar.map(f32::to_bits).to_vec(),
+            mono.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
         assert_eq!(planar[0], (0.1 + 0.2) * 0.5);
     }
 
     #[test]
     fn smoothing_follows_with_the_time_constant() {
-        let mut s = Smoother::new(SmoothingSettings { time_constant_seconds: 1.0, hysteresis: 0.0, presence_threshold: 0.0 });
+        let mut s = Smoother::new(SmoothingSettings {
+            time_constant_seconds: 1.0,
+            hysteresis: 0.0,
+            presence_threshold: 0.0,
+        });
         let r = reading([1.0, 0.0, 0.0, 0.0], 1.0);
         // One time constant after a step, an exponential smoother has covered 1 - 1/e of it.
         let state = s.update(&r, 1.0).clone();
         let expected = 0.25 + (1.0 - 0.25) * (1.0 - (-1.0f32).exp());
-        assert!((state.probabilities[0] - expected).abs() < 1e-5, "{state:?}");
+        assert!(
+            (state.probabilities[0] - expected).abs() < 1e-5,
+            "{state:?}"
+        );
         assert!((state.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 
     #[test]
     fn hysteresis_keeps_the_dominant_mood_until_a_clear_lead() {
-        let mut s = Smoother::new(SmoothingSettings { time_constant_seconds: 0.0, hysteresis: 0.1, presence_threshold: 0.3 });
-        assert_eq!(s.update(&reading([0.5, 0.3, 0.1, 0.1], 1.0), 0.5).dominant, Some(0));
+        let mut s = Smoother::new(SmoothingSettings {
+            time_constant_seconds: 0.0,
+            hysteresis: 0.1,
+            presence_threshold: 0.3,
+        });
+        assert_eq!(
+            s.update(&reading([0.5, 0.3, 0.1, 0.1], 1.0), 0.5).dominant,
+            Some(0)
+        );
         // Sad now leads by 0.05: not enough to take over.
-        assert_eq!(s.update(&reading([0.35, 0.4, 0.15, 0.1], 1.0), 0.5).dominant, Some(0));
+        assert_eq!(
+            s.update(&reading([0.35, 0.4, 0.15, 0.1], 1.0), 0.5)
+                .dominant,
+            Some(0)
+        );
         // Sad leads by 0.3: it takes over.
-        assert_eq!(s.update(&reading([0.2, 0.5, 0.2, 0.1], 1.0), 0.5).dominant, Some(1));
+        assert_eq!(
+            s.update(&reading([0.2, 0.5, 0.2, 0.1], 1.0), 0.5).dominant,
+            Some(1)
+        );
     }
 
     #[test]
     fn silence_relaxes_the_moods_and_clears_the_dominant_one() {
-        let mut s = Smoother::new(SmoothingSettings { time_constant_seconds: 0.5, hysteresis: 0.1, presence_threshold: 0.3 });
+        let mut s = Smoother::new(SmoothingSettings {
+            time_constant_seconds: 0.5,
+            hysteresis: 0.1,
+            presence_threshold: 0.3,
+        });
         for _ in 0..10 {
             s.update(&reading([0.9, 0.05, 0.03, 0.02], 1.0), 0.48);
         }
-        let mut state = s.update(&reading([0.9, 0.05, 0.03, 0.02], 0.0), 0.48).clone();
+        let mut state = s
+            .update(&reading([0.9, 0.05, 0.03, 0.02], 0.0), 0.48)
+            .clone();
         for _ in 0..20 {
-            state = s.update(&reading([0.9, 0.05, 0.03, 0.02], 0.0), 0.48).clone();
+            state = s
+                .update(&reading([0.9, 0.05, 0.03, 0.02], 0.0), 0.48)
+                .clone();
         }
         assert_eq!(state.dominant, None);
         assert!(state.presence < 0.01);
-        assert!(state.probabilities.iter().all(|p| (p - 0.25).abs() < 0.01), "{state:?}");
+        assert!(
+            state.probabilities.iter().all(|p| (p - 0.25).abs() < 0.01),
+            "{state:?}"
+        );
     }
 }

@@ -46,8 +46,14 @@ pub enum HeadError {
     #[error("head file {}: {reason}", .path.display())]
     Invalid { path: PathBuf, reason: String },
     #[error("head {name} was trained on {expected} embeddings but the backbone is {actual}")]
-    WrongBackbone { name: String, expected: String, actual: String },
-    #[error("the YAMNet mood readout needs YAMNet's class scores, which this backbone does not give")]
+    WrongBackbone {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "the YAMNet mood readout needs YAMNet's class scores, which this backbone does not give"
+    )]
     NoScores,
     #[error("head inference failed: {0}")]
     Inference(String),
@@ -83,7 +89,9 @@ pub struct YamnetReadout {
 
 impl Default for YamnetReadout {
     fn default() -> Self {
-        Self { labels: MOODS.iter().map(|s| s.to_string()).collect() }
+        Self {
+            labels: MOODS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -164,7 +172,10 @@ pub struct TrainedHead {
 }
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> HeadError {
-    HeadError::Invalid { path: path.to_owned(), reason: reason.to_string() }
+    HeadError::Invalid {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 impl TrainedHead {
@@ -173,12 +184,16 @@ impl TrainedHead {
     pub fn load(json: &Path) -> Result<Self, HeadError> {
         static CACHE: OnceLock<Mutex<HashMap<PathBuf, Weak<HeadGraph>>>> = OnceLock::new();
         let key = json.canonicalize().map_err(|e| invalid(json, e))?;
-        let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let graph = match cache.get(&key).and_then(Weak::upgrade) {
             Some(graph) => graph,
             None => {
                 let text = std::fs::read_to_string(json).map_err(|e| invalid(json, e))?;
-                let metadata: HeadMetadata = serde_json::from_str(&text).map_err(|e| invalid(json, e))?;
+                let metadata: HeadMetadata =
+                    serde_json::from_str(&text).map_err(|e| invalid(json, e))?;
                 let onnx_path = json.with_extension("onnx");
                 let bytes = std::fs::read(&onnx_path).map_err(|e| invalid(&onnx_path, e))?;
                 let graph = Arc::new(HeadGraph::new(metadata, &bytes, json)?);
@@ -187,15 +202,24 @@ impl TrainedHead {
             }
         };
         drop(cache);
-        let mut head = Self { graph, h: None, c: None };
+        let mut head = Self {
+            graph,
+            h: None,
+            c: None,
+        };
         head.reset();
         Ok(head)
     }
 
     /// Loads a head from its metadata and ONNX bytes (the built-in heads are compiled in).
     pub fn from_bytes(metadata_json: &str, onnx: &[u8], origin: &Path) -> Result<Self, HeadError> {
-        let metadata: HeadMetadata = serde_json::from_str(metadata_json).map_err(|e| invalid(origin, e))?;
-        let mut head = Self { graph: Arc::new(HeadGraph::new(metadata, onnx, origin)?), h: None, c: None };
+        let metadata: HeadMetadata =
+            serde_json::from_str(metadata_json).map_err(|e| invalid(origin, e))?;
+        let mut head = Self {
+            graph: Arc::new(HeadGraph::new(metadata, onnx, origin)?),
+            h: None,
+            c: None,
+        };
         head.reset();
         Ok(head)
     }
@@ -221,7 +245,10 @@ impl TrainedHead {
 impl HeadGraph {
     fn new(metadata: HeadMetadata, onnx: &[u8], origin: &Path) -> Result<Self, HeadError> {
         if metadata.format != HEAD_FORMAT {
-            return Err(invalid(origin, format!("format `{}`, expected `{HEAD_FORMAT}`", metadata.format)));
+            return Err(invalid(
+                origin,
+                format!("format `{}`, expected `{HEAD_FORMAT}`", metadata.format),
+            ));
         }
         if metadata.labels.len() < 2 {
             return Err(invalid(origin, "a head needs at least two labels"));
@@ -240,47 +267,79 @@ impl HeadGraph {
         let stateful = match (metadata.kind.as_str(), metadata.lstm) {
             ("lstm", Some(_)) => true,
             ("logistic", None) => false,
-            (kind, lstm) => return Err(invalid(origin, format!("kind `{kind}` with lstm shape {lstm:?}"))),
+            (kind, lstm) => {
+                return Err(invalid(
+                    origin,
+                    format!("kind `{kind}` with lstm shape {lstm:?}"),
+                ))
+            }
         };
         let fail = |e: TractError| invalid(origin, format!("{e:#}"));
-        let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(fail)?;
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(fail)?;
         let input_names: Vec<String> = model
             .input_outlets()
             .map_err(fail)?
             .iter()
             .map(|o| model.node(o.node).name.clone())
             .collect();
-        let expected_inputs: &[&str] = if stateful { &["embedding", "h_in", "c_in"] } else { &["embedding"] };
+        let expected_inputs: &[&str] = if stateful {
+            &["embedding", "h_in", "c_in"]
+        } else {
+            &["embedding"]
+        };
         if input_names != expected_inputs {
-            return Err(invalid(origin, format!("graph inputs {input_names:?}, expected {expected_inputs:?}")));
+            return Err(invalid(
+                origin,
+                format!("graph inputs {input_names:?}, expected {expected_inputs:?}"),
+            ));
         }
         model = model
             .with_input_fact(0, f32::fact([1, metadata.embedding_dim]).into())
             .map_err(fail)?;
         if let Some(shape) = metadata.lstm {
             let state = f32::fact([shape.layers, 1, shape.hidden]);
-            model = model.with_input_fact(1, state.clone().into()).map_err(fail)?;
+            model = model
+                .with_input_fact(1, state.clone().into())
+                .map_err(fail)?;
             model = model.with_input_fact(2, state.into()).map_err(fail)?;
         }
         let output_names: Vec<String> = model
             .output_outlets()
             .map_err(fail)?
             .iter()
-            .map(|o| model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
             .collect();
         let position = |name: &str| {
-            output_names
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| invalid(origin, format!("graph has no output `{name}` (outputs: {output_names:?})")))
+            output_names.iter().position(|n| n == name).ok_or_else(|| {
+                invalid(
+                    origin,
+                    format!("graph has no output `{name}` (outputs: {output_names:?})"),
+                )
+            })
         };
         let probabilities_at = position("probabilities")?;
-        let state_at = if stateful { Some((position("h_out")?, position("c_out")?)) } else { None };
+        let state_at = if stateful {
+            Some((position("h_out")?, position("c_out")?))
+        } else {
+            None
+        };
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(fail)?;
-        Ok(Self { metadata, plan, probabilities_at, state_at })
+        Ok(Self {
+            metadata,
+            plan,
+            probabilities_at,
+            state_at,
+        })
     }
 }
 
@@ -308,7 +367,8 @@ impl MoodHead for TrainedHead {
                 m.embedding_dim
             )));
         }
-        let embedding = Tensor::from_shape(&[1, m.embedding_dim], &window.embedding).map_err(fail)?;
+        let embedding =
+            Tensor::from_shape(&[1, m.embedding_dim], &window.embedding).map_err(fail)?;
         let mut inputs: TVec<TValue> = tvec![embedding.into()];
         if let (Some(h), Some(c)) = (&self.h, &self.c) {
             inputs.push(h.clone().into());
@@ -322,13 +382,19 @@ impl MoodHead for TrainedHead {
             .copied()
             .collect::<Vec<f32>>();
         if probabilities.len() != m.labels.len() || probabilities.iter().any(|p| !p.is_finite()) {
-            return Err(HeadError::Inference(format!("head {} produced {probabilities:?}", m.name)));
+            return Err(HeadError::Inference(format!(
+                "head {} produced {probabilities:?}",
+                m.name
+            )));
         }
         if let Some((h_at, c_at)) = self.graph.state_at {
             self.h = Some(outputs[h_at].clone().into_tensor());
             self.c = Some(outputs[c_at].clone().into_tensor());
         }
-        Ok(HeadReading { probabilities, presence: None })
+        Ok(HeadReading {
+            probabilities,
+            presence: None,
+        })
     }
 }
 
@@ -351,7 +417,13 @@ mod tests {
         scores[YAMNET_MOOD_ROWS[0]] = 0.1;
         scores[YAMNET_MUSIC_ROW] = 0.9;
         let r = YamnetReadout::read(&scores).unwrap();
-        let best = r.probabilities.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let best = r
+            .probabilities
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         assert_eq!(MOODS[best], "Angry");
         assert_eq!(r.presence, Some(0.9));
         assert!((r.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
@@ -360,7 +432,10 @@ mod tests {
     #[test]
     fn readout_refuses_a_backbone_without_scores() {
         let mut head = YamnetReadout::default();
-        let window = BackboneOutput { embedding: vec![0.0; 128], scores: None };
+        let window = BackboneOutput {
+            embedding: vec![0.0; 128],
+            scores: None,
+        };
         assert!(matches!(head.step(&window), Err(HeadError::NoScores)));
     }
 }

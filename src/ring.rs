@@ -40,8 +40,18 @@ pub fn sample_ring(capacity: usize) -> (RingWriter, RingReader) {
     let (producer, consumer) = HeapRb::<f32>::new(capacity.max(1)).split();
     let shared = Arc::new(Shared::default());
     (
-        RingWriter { producer, shared: shared.clone(), queued: 0 },
-        RingReader { consumer, shared, epoch: 0, popped: 0, overrun_seen: 0 },
+        RingWriter {
+            producer,
+            shared: shared.clone(),
+            queued: 0,
+        },
+        RingReader {
+            consumer,
+            shared,
+            epoch: 0,
+            popped: 0,
+            overrun_seen: 0,
+        },
     )
 }
 
@@ -60,7 +70,9 @@ impl RingWriter {
         let pushed = self.producer.push_slice(samples);
         self.queued += pushed as u64;
         if pushed < samples.len() {
-            self.shared.overrun.fetch_add((samples.len() - pushed) as u64, Ordering::Relaxed);
+            self.shared
+                .overrun
+                .fetch_add((samples.len() - pushed) as u64, Ordering::Relaxed);
         }
     }
 
@@ -168,7 +180,14 @@ mod tests {
         w.push(&ramp(10, 20));
         let mut out = [0.0; 64];
         let read = r.read(&mut out, 64);
-        assert_eq!(read, Read { len: 30, reset: false, dropped: 0 });
+        assert_eq!(
+            read,
+            Read {
+                len: 30,
+                reset: false,
+                dropped: 0
+            }
+        );
         assert_eq!(&out[..30], &ramp(0, 30)[..]);
     }
 
@@ -178,7 +197,14 @@ mod tests {
         w.push(&ramp(0, 80));
         let mut out = [0.0; 100];
         let read = r.read(&mut out, 30);
-        assert_eq!(read, Read { len: 30, reset: false, dropped: 50 });
+        assert_eq!(
+            read,
+            Read {
+                len: 30,
+                reset: false,
+                dropped: 50
+            }
+        );
         assert_eq!(&out[..30], &ramp(50, 30)[..], "the newest audio is kept");
     }
 
@@ -190,8 +216,19 @@ mod tests {
         assert_eq!(w.overrun(), 4);
         let mut out = [0.0; 16];
         let read = r.read(&mut out, 16);
-        assert_eq!(read, Read { len: 16, reset: false, dropped: 4 });
-        assert_eq!(r.read(&mut out, 16), Read::default(), "overrun is reported once");
+        assert_eq!(
+            read,
+            Read {
+                len: 16,
+                reset: false,
+                dropped: 4
+            }
+        );
+        assert_eq!(
+            r.read(&mut out, 16),
+            Read::default(),
+            "overrun is reported once"
+        );
     }
 
     #[test]
@@ -202,7 +239,14 @@ mod tests {
         w.push(&ramp(100, 5));
         let mut out = [0.0; 64];
         let read = r.read(&mut out, 64);
-        assert_eq!(read, Read { len: 5, reset: true, dropped: 0 });
+        assert_eq!(
+            read,
+            Read {
+                len: 5,
+                reset: true,
+                dropped: 0
+            }
+        );
         assert_eq!(&out[..5], &ramp(100, 5)[..]);
     }
 
@@ -215,10 +259,24 @@ mod tests {
         w.push(&ramp(10, 3));
         w.mark_reset();
         let read = r.read(&mut out, 64);
-        assert_eq!(read, Read { len: 0, reset: true, dropped: 0 });
+        assert_eq!(
+            read,
+            Read {
+                len: 0,
+                reset: true,
+                dropped: 0
+            }
+        );
         w.push(&ramp(200, 4));
         let read = r.read(&mut out, 64);
-        assert_eq!(read, Read { len: 4, reset: false, dropped: 0 });
+        assert_eq!(
+            read,
+            Read {
+                len: 4,
+                reset: false,
+                dropped: 0
+            }
+        );
         assert_eq!(&out[..4], &ramp(200, 4)[..]);
     }
 

@@ -36,9 +36,18 @@ fn vggish_models(work: &Path) -> ModelDir {
     let installed = installed_models();
     let dir = work.join("models");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(installed.join("vggish_pca_params.npz"), dir.join("vggish_pca_params.npz")).unwrap();
-    std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads"), dir.join("heads")).unwrap();
-    moodscope_convert::write_vggish_with_seeded_weights(11, &dir.join("vggish.onnx")).expect("VGGish ONNX");
+    std::fs::copy(
+        installed.join("vggish_pca_params.npz"),
+        dir.join("vggish_pca_params.npz"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads"),
+        dir.join("heads"),
+    )
+    .unwrap();
+    moodscope_convert::write_vggish_with_seeded_weights(11, &dir.join("vggish.onnx"))
+        .expect("VGGish ONNX");
     ModelDir::new(dir)
 }
 
@@ -51,7 +60,11 @@ fn music_patches(seconds: usize) -> Vec<Vec<f32>> {
         .into_iter()
         .map(|s| s as f32)
         .collect();
-    log_mel_patches(&resampled, VGGISH_LOG_OFFSET, 96).unwrap().into_iter().map(|p| p.data).collect()
+    log_mel_patches(&resampled, VGGISH_LOG_OFFSET, 96)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.data)
+        .collect()
 }
 
 #[test]
@@ -76,7 +89,12 @@ fn postprocessing_gives_the_bytes_of_vggish_postprocess_py() {
         .map(|p| {
             let input = Tensor::from_shape(&[1, 96, 64], p).unwrap();
             let out = plan.run(tvec![input.into()]).unwrap();
-            out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+            out[0]
+                .to_plain_array_view::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
         })
         .collect();
     // The seeded network must spread the PCA-whitened values over the quantizer's range, or the
@@ -84,12 +102,19 @@ fn postprocessing_gives_the_bytes_of_vggish_postprocess_py() {
     let post = VggishPostprocess::load(&models.path().join("vggish_pca_params.npz")).unwrap();
     let ours: Vec<[u8; 128]> = raw.iter().map(|e| post.quantize(e)).collect();
     let interior = ours.iter().flatten().filter(|&&q| q > 0 && q < 255).count();
-    assert!(interior > ours.len() * 128 / 4, "only {interior} values inside the quantizer's range");
+    assert!(
+        interior > ours.len() * 128 / 4,
+        "only {interior} values inside the quantizer's range"
+    );
 
     // The reference arithmetic of vggish_postprocess.py, in numpy.
     let raw_npy = work.path().join("raw.npy");
     let flat: Vec<f32> = raw.iter().flatten().copied().collect();
-    ndarray_npy::write_npy(&raw_npy, &tract_ndarray::Array2::from_shape_vec((raw.len(), 128), flat).unwrap()).unwrap();
+    ndarray_npy::write_npy(
+        &raw_npy,
+        &tract_ndarray::Array2::from_shape_vec((raw.len(), 128), flat).unwrap(),
+    )
+    .unwrap();
     let out_npy = work.path().join("quantized.npy");
     let script = r#"
 import sys, numpy as np
@@ -112,7 +137,11 @@ np.save(sys.argv[3], quantized.astype(np.uint8))
     assert!(status.success());
     let reference: tract_ndarray::Array2<u8> = ndarray_npy::read_npy(&out_npy).unwrap();
     for (i, q) in ours.iter().enumerate() {
-        assert_eq!(q.as_slice(), reference.row(i).as_slice().unwrap(), "window {i}");
+        assert_eq!(
+            q.as_slice(),
+            reference.row(i).as_slice().unwrap(),
+            "window {i}"
+        );
     }
 
     // The backbone hands out exactly the dequantized bytes.
@@ -130,19 +159,39 @@ fn analyze_runs_the_whole_vggish_path_on_real_music() {
     let work = tempfile::tempdir().unwrap();
     let models = vggish_models(work.path());
     let out = Command::new(env!("CARGO_BIN_EXE_moodscope"))
-        .args(["analyze", "--backbone", "vggish", "--format", "json", "--models"])
+        .args([
+            "analyze",
+            "--backbone",
+            "vggish",
+            "--format",
+            "json",
+            "--models",
+        ])
         .arg(models.path())
         .arg("/usr/share/hyperrogue/music/hr3-crossroads.ogg")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["backbone"], "vggish");
     let windows = doc["files"][0]["windows"].as_array().unwrap();
     // 48 s of music in 0.96 s windows, no overlap.
-    assert!((48..=50).contains(&windows.len()), "{} windows", windows.len());
+    assert!(
+        (48..=50).contains(&windows.len()),
+        "{} windows",
+        windows.len()
+    );
     for w in windows {
-        let p: Vec<f64> = w["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let p: Vec<f64> = w["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(p.len(), 4);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{w}");
     }

@@ -12,7 +12,11 @@ const MUSIC_DIR: &str = "/usr/share/hyperrogue/music";
 
 fn music(name: &str) -> PathBuf {
     let path = Path::new(MUSIC_DIR).join(name);
-    assert!(path.is_file(), "{} is missing: apt-get install hyperrogue-music", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: apt-get install hyperrogue-music",
+        path.display()
+    );
     path
 }
 
@@ -20,12 +24,19 @@ fn models() -> PathBuf {
     let dir = std::env::var_os("MOODSCOPE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    assert!(dir.join("yamnet.onnx").is_file(), "no yamnet.onnx in {}: run `cargo xtask install-models`", dir.display());
+    assert!(
+        dir.join("yamnet.onnx").is_file(),
+        "no yamnet.onnx in {}: run `cargo xtask install-models`",
+        dir.display()
+    );
     dir
 }
 
 fn moodscope(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_moodscope")).args(args).output().expect("run moodscope")
+    Command::new(env!("CARGO_BIN_EXE_moodscope"))
+        .args(args)
+        .output()
+        .expect("run moodscope")
 }
 
 fn os(s: &str) -> &std::ffi::OsStr {
@@ -33,7 +44,12 @@ fn os(s: &str) -> &std::ffi::OsStr {
 }
 
 fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut writer = hound::WavWriter::create(path, spec).expect("create wav");
     for &s in samples {
         writer.write_sample(s).expect("write sample");
@@ -71,11 +87,22 @@ struct Row {
 fn parse_csv(stdout: &[u8]) -> Vec<Row> {
     let text = String::from_utf8(stdout.to_vec()).expect("utf-8 CSV");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("file,start,end,happy,sad,angry,scary,dominant,presence"));
+    assert_eq!(
+        lines.next(),
+        Some("file,start,end,happy,sad,angry,scary,dominant,presence")
+    );
     lines
         .map(|line| {
-            let f: Vec<&str> = line.rsplitn(9, ',').collect::<Vec<_>>().into_iter().rev().collect();
-            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|e| panic!("{s}: {e} in {line}"));
+            let f: Vec<&str> = line
+                .rsplitn(9, ',')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let num = |s: &str| {
+                s.parse::<f64>()
+                    .unwrap_or_else(|e| panic!("{s}: {e} in {line}"))
+            };
             Row {
                 file: f[0].to_string(),
                 start: num(f[1]),
@@ -92,7 +119,12 @@ fn parse_csv(stdout: &[u8]) -> Vec<Row> {
 fn real_music_gives_a_timeline_of_moods() {
     let models = models();
     let piece = music("hr3-crossroads.ogg");
-    let out = moodscope(&[os("analyze"), os("--models"), models.as_os_str(), piece.as_os_str()]);
+    let out = moodscope(&[
+        os("analyze"),
+        os("--models"),
+        models.as_os_str(),
+        piece.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "analyze failed: {stderr}");
     let rows = parse_csv(&out.stdout);
@@ -100,19 +132,38 @@ fn real_music_gives_a_timeline_of_moods() {
     assert!(rows.len() > 95, "{} windows", rows.len());
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row.file, piece.to_string_lossy());
-        assert!((row.start - i as f64 * 0.48).abs() < 1e-3, "row {i} starts at {}", row.start);
+        assert!(
+            (row.start - i as f64 * 0.48).abs() < 1e-3,
+            "row {i} starts at {}",
+            row.start
+        );
         assert!((row.end - row.start - 0.975).abs() < 1e-3);
         let sum: f64 = row.moods.iter().sum();
-        assert!((sum - 1.0).abs() < 1e-4, "row {i}: probabilities sum to {sum}");
+        assert!(
+            (sum - 1.0).abs() < 1e-4,
+            "row {i}: probabilities sum to {sum}"
+        );
         assert!(row.moods.iter().all(|p| (0.0..=1.0).contains(p)));
         // Below the presence threshold (0.3) a window has no dominant mood: "none".
-        let argmax = (0..4).max_by(|&a, &b| row.moods[a].total_cmp(&row.moods[b])).unwrap();
-        let expected = if row.presence < 0.3 { "none" } else { ["happy", "sad", "angry", "scary"][argmax] };
+        let argmax = (0..4)
+            .max_by(|&a, &b| row.moods[a].total_cmp(&row.moods[b]))
+            .unwrap();
+        let expected = if row.presence < 0.3 {
+            "none"
+        } else {
+            ["happy", "sad", "angry", "scary"][argmax]
+        };
         assert_eq!(row.dominant, expected, "row {i}: {row:?}");
     }
     let presence = rows.iter().map(|r| r.presence).sum::<f64>() / rows.len() as f64;
-    assert!(presence > 0.5, "music presence on music averages {presence}");
-    assert!(stderr.contains("dominant") && stderr.contains("mean"), "no summary: {stderr}");
+    assert!(
+        presence > 0.5,
+        "music presence on music averages {presence}"
+    );
+    assert!(
+        stderr.contains("dominant") && stderr.contains("mean"),
+        "no summary: {stderr}"
+    );
 }
 
 #[test]
@@ -133,11 +184,19 @@ fn json_output_to_a_file_with_a_summary() {
         json.as_os_str(),
         wav.as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "--out writes the file, not stdout");
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(doc["backbone"], "yamnet");
-    assert_eq!(doc["labels"], serde_json::json!(["Happy", "Sad", "Angry", "Scary"]));
+    assert_eq!(
+        doc["labels"],
+        serde_json::json!(["Happy", "Sad", "Angry", "Scary"])
+    );
     let file = &doc["files"][0];
     let windows = file["windows"].as_array().expect("windows");
     // 6 s at a 0.96 s hop: 1 + (599 - 96) / 96 = 6 windows.
@@ -162,7 +221,9 @@ fn a_batch_reports_each_bad_file_and_goes_on() {
     let silent = dir.path().join("silent.wav");
     write_wav(&silent, 48_000, 2, &vec![0.0; 48_000 * 2 * 3]);
     let nan = dir.path().join("nan.wav");
-    let mut samples: Vec<f32> = (0..48_000 * 3).map(|n| 0.3 * (n as f32 * 0.05).sin()).collect();
+    let mut samples: Vec<f32> = (0..48_000 * 3)
+        .map(|n| 0.3 * (n as f32 * 0.05).sin())
+        .collect();
     for s in samples.iter_mut().skip(1000).step_by(7) {
         *s = f32::NAN;
     }
@@ -170,21 +231,38 @@ fn a_batch_reports_each_bad_file_and_goes_on() {
     let short = dir.path().join("short.wav");
     write_wav(&short, 16_000, 1, &vec![0.1; 8_000]);
 
-    let files = [&missing, &text, &empty, &truncated, &silent, &nan, &short, &good];
+    let files = [
+        &missing, &text, &empty, &truncated, &silent, &nan, &short, &good,
+    ];
     let mut args = vec![os("analyze"), os("--models"), models.as_os_str()];
     args.extend(files.iter().map(|f| f.as_os_str()));
     let out = moodscope(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "some files failed: exit 1\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some files failed: exit 1\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let line_for = |path: &Path| {
-        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&format!("moodscope: {}:", path.display()))).collect();
-        assert_eq!(lines.len(), 1, "one error line for {}:\n{stderr}", path.display());
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("moodscope: {}:", path.display())))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one error line for {}:\n{stderr}",
+            path.display()
+        );
         lines[0].to_lowercase()
     };
     assert!(line_for(&missing).contains("cannot open"));
     assert!(line_for(&text).contains("not a supported audio file"));
-    assert!(line_for(&empty).contains("not a supported audio file") || line_for(&empty).contains("no audio"));
+    assert!(
+        line_for(&empty).contains("not a supported audio file")
+            || line_for(&empty).contains("no audio")
+    );
     assert!(line_for(&truncated).contains("truncated"));
     assert!(line_for(&silent).contains("silent"));
     assert!(line_for(&nan).contains("nan or infinite"));
@@ -192,11 +270,19 @@ fn a_batch_reports_each_bad_file_and_goes_on() {
 
     // The good file (and the NaN one, whose timeline is kept) were analysed all the same.
     let rows = parse_csv(&out.stdout);
-    let good_rows = rows.iter().filter(|r| r.file == good.to_string_lossy()).count();
+    let good_rows = rows
+        .iter()
+        .filter(|r| r.file == good.to_string_lossy())
+        .count();
     assert_eq!(good_rows, 1 + (599 - 96) / 48, "windows of the good file");
-    let nan_rows: Vec<&Row> = rows.iter().filter(|r| r.file == nan.to_string_lossy()).collect();
+    let nan_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.file == nan.to_string_lossy())
+        .collect();
     assert!(!nan_rows.is_empty());
-    assert!(nan_rows.iter().all(|r| r.moods.iter().all(|p| p.is_finite()) && r.presence.is_finite()));
+    assert!(nan_rows
+        .iter()
+        .all(|r| r.moods.iter().all(|p| p.is_finite()) && r.presence.is_finite()));
 }
 
 #[test]
@@ -205,20 +291,36 @@ fn missing_or_corrupt_models_are_one_clear_line() {
     let wav = music_excerpt(dir.path());
     let empty_models = dir.path().join("no-models");
     std::fs::create_dir(&empty_models).unwrap();
-    let out = moodscope(&[os("analyze"), os("--models"), empty_models.as_os_str(), wav.as_os_str()]);
+    let out = moodscope(&[
+        os("analyze"),
+        os("--models"),
+        empty_models.as_os_str(),
+        wav.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("not installed") && stderr.contains("cargo xtask install-models"), "{stderr}");
+    assert!(
+        stderr.contains("not installed") && stderr.contains("cargo xtask install-models"),
+        "{stderr}"
+    );
 
     let corrupt_models = dir.path().join("corrupt-models");
     std::fs::create_dir(&corrupt_models).unwrap();
     let real = std::fs::read(models().join("yamnet.onnx")).unwrap();
     std::fs::write(corrupt_models.join("yamnet.onnx"), &real[..real.len() / 3]).unwrap();
-    let out = moodscope(&[os("analyze"), os("--models"), corrupt_models.as_os_str(), wav.as_os_str()]);
+    let out = moodscope(&[
+        os("analyze"),
+        os("--models"),
+        corrupt_models.as_os_str(),
+        wav.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("corrupt") && stderr.contains("yamnet.onnx"), "{stderr}");
+    assert!(
+        stderr.contains("corrupt") && stderr.contains("yamnet.onnx"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -227,9 +329,19 @@ fn features_writes_the_log_mel_patches_as_npy() {
     let dir = tempfile::tempdir().unwrap();
     let wav = music_excerpt(dir.path());
     let npy = dir.path().join("patches.npy");
-    let out = moodscope(&[os("features"), wav.as_os_str(), os("--out"), npy.as_os_str()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let patches: tract_onnx::prelude::tract_ndarray::Array3<f32> = ndarray_npy::read_npy(&npy).expect("a float32 [N, 96, 64] .npy");
+    let out = moodscope(&[
+        os("features"),
+        wav.as_os_str(),
+        os("--out"),
+        npy.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let patches: tract_onnx::prelude::tract_ndarray::Array3<f32> =
+        ndarray_npy::read_npy(&npy).expect("a float32 [N, 96, 64] .npy");
     assert_eq!(patches.shape()[1..], [96, 64]);
     assert!(patches.shape()[0] >= 6);
     assert!(patches.iter().all(|v| v.is_finite()));

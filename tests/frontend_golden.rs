@@ -203,7 +203,10 @@ fn front_end_matches_the_reference_vggish_front_end() {
             };
             let expected = read_patches(&dir.path().join(&reference.patches));
             let ours = front_end_patches(config, &samples, 4096);
-            let label = format!("{} offset {} hop {}", case.name, reference.log_offset, reference.hop);
+            let label = format!(
+                "{} offset {} hop {}",
+                case.name, reference.log_offset, reference.hop
+            );
             if ours.len() != expected.shape()[0] {
                 failures.push(format!(
                     "{label}: {} patches, the reference has {}",
@@ -212,9 +215,15 @@ fn front_end_matches_the_reference_vggish_front_end() {
                 ));
                 continue;
             }
-            by_rate.entry(case.rate).or_default().add(&label, &ours, &expected);
+            by_rate
+                .entry(case.rate)
+                .or_default()
+                .add(&label, &ours, &expected);
             if case.name.starts_with("caves") || case.name.starts_with("caribbean") {
-                music_by_rate.entry(case.rate).or_default().add(&label, &ours, &expected);
+                music_by_rate
+                    .entry(case.rate)
+                    .or_default()
+                    .add(&label, &ours, &expected);
             }
         }
 
@@ -230,10 +239,17 @@ fn front_end_matches_the_reference_vggish_front_end() {
                 ));
             } else if !case.name.starts_with("silence") {
                 let lag = fractional_lag(&ours, &reference);
-                let error: f64 = ours.iter().zip(&reference).map(|(a, b)| (a - b).powi(2)).sum();
+                let error: f64 = ours
+                    .iter()
+                    .zip(&reference)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum();
                 let power: f64 = reference.iter().map(|b| b * b).sum();
                 let snr = 10.0 * (power / error).log10();
-                println!("{:>16}: lag {lag:+.4} samples, SNR against resampy {snr:.1} dB", case.name);
+                println!(
+                    "{:>16}: lag {lag:+.4} samples, SNR against resampy {snr:.1} dB",
+                    case.name
+                );
                 if lag.abs() > 0.01 {
                     failures.push(format!("{}: 16 kHz stream off by {lag} samples", case.name));
                 }
@@ -241,7 +257,9 @@ fn front_end_matches_the_reference_vggish_front_end() {
         }
     }
 
-    println!("rate    | all signals: max      mean      max below top 2 bands | music: max      mean");
+    println!(
+        "rate    | all signals: max      mean      max below top 2 bands | music: max      mean"
+    );
     for (rate, diff) in &by_rate {
         let music = music_by_rate.get(rate);
         println!(
@@ -255,7 +273,10 @@ fn front_end_matches_the_reference_vggish_front_end() {
         );
         if let Some(music) = music {
             if music.mean() > MUSIC_MEAN_TOLERANCE {
-                failures.push(format!("{rate} Hz music: mean {:.3e} (tolerance {MUSIC_MEAN_TOLERANCE:.1e})", music.mean()));
+                failures.push(format!(
+                    "{rate} Hz music: mean {:.3e} (tolerance {MUSIC_MEAN_TOLERANCE:.1e})",
+                    music.mean()
+                ));
             }
         }
         let (max, mean) = resampled_tolerance(*rate);
@@ -268,6 +289,13 @@ fn front_end_matches_the_reference_vggish_front_end() {
             ));
         }
     }
-    assert!(by_rate.contains_key(&MODEL_RATE) && by_rate.len() >= 6, "rates missing from the reference");
-    assert!(failures.is_empty(), "front end differs from the reference:\n{}", failures.join("\n"));
+    assert!(
+        by_rate.contains_key(&MODEL_RATE) && by_rate.len() >= 6,
+        "rates missing from the reference"
+    );
+    assert!(
+        failures.is_empty(),
+        "front end differs from the reference:\n{}",
+        failures.join("\n")
+    );
 }

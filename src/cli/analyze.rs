@@ -63,7 +63,10 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     let config = |input_rate| AnalyserConfig {
         input_rate,
         backbone: args.backbone,
-        head: args.head.clone().map_or(HeadChoice::Default, HeadChoice::File),
+        head: args
+            .head
+            .clone()
+            .map_or(HeadChoice::Default, HeadChoice::File),
         hop_frames: hop,
     };
     // Load the model once, before any file: a missing model is one message, not one per file.
@@ -95,8 +98,16 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         }
     }
     for path in &args.files {
-        let analysis = analyse_file(path, |rate| Analyser::new(config(rate), models), args.threads);
-        let FileAnalysis { readings, sample_rate, problem } = match analysis {
+        let analysis = analyse_file(
+            path,
+            |rate| Analyser::new(config(rate), models),
+            args.threads,
+        );
+        let FileAnalysis {
+            readings,
+            sample_rate,
+            problem,
+        } = match analysis {
             Ok(a) => a,
             Err(e) => {
                 report_error(path, e);
@@ -112,7 +123,9 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         eprintln!("{}: {}", path.display(), summary.describe(&labels));
         match args.format {
             Format::Csv => {
-                if let Err(e) = report::write_csv_rows(&mut out, &path.to_string_lossy(), &labels, &readings) {
+                if let Err(e) =
+                    report::write_csv_rows(&mut out, &path.to_string_lossy(), &labels, &readings)
+                {
                     eprintln!("moodscope: cannot write the output: {e}");
                     return Outcome::Failed;
                 }
@@ -136,7 +149,10 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
             "labels": labels,
             "files": files,
         });
-        if let Err(e) = serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|_| writeln!(out)) {
+        if let Err(e) = serde_json::to_writer_pretty(&mut out, &doc)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
+        {
             eprintln!("moodscope: cannot write the output: {e}");
             return Outcome::Failed;
         }
@@ -197,12 +213,18 @@ fn analyse_file(
             Ok(more) => more,
             Err(e) => {
                 // Keep what was read: analyse it, then report where the file broke.
-                problem = Some(format!("{e} (after {:.1} s; the timeline stops there)", samples as f64 / rate as f64));
+                problem = Some(format!(
+                    "{e} (after {:.1} s; the timeline stops there)",
+                    samples as f64 / rate as f64
+                ));
                 false
             }
         };
         if block.len() >= block_len || !more {
-            peak = block.iter().filter(|x| x.is_finite()).fold(peak, |p, x| p.max(x.abs()));
+            peak = block
+                .iter()
+                .filter(|x| x.is_finite())
+                .fold(peak, |p, x| p.max(x.abs()));
             samples += block.len() as u64;
             analyser.push(&block, &mut readings)?;
             progress.inc(block.len() as u64);
@@ -215,7 +237,9 @@ fn analyse_file(
     analyser.finish(&mut readings)?;
     progress.finish_and_clear();
     if samples == 0 {
-        return Err(problem.map_or(FileError::Empty, |p| FileError::Decode(DecodeError::Corrupt(p))));
+        return Err(problem.map_or(FileError::Empty, |p| {
+            FileError::Decode(DecodeError::Corrupt(p))
+        }));
     }
     if peak < SILENCE_PEAK && analyser.non_finite_samples() == 0 {
         return Err(FileError::Silent);
@@ -225,18 +249,30 @@ fn analyse_file(
     }
     let non_finite = analyser.non_finite_samples();
     if non_finite > 0 {
-        let note = format!("{non_finite} samples were NaN or infinite; they were analysed as silence");
+        let note =
+            format!("{non_finite} samples were NaN or infinite; they were analysed as silence");
         problem = Some(problem.map_or(note.clone(), |p| format!("{p}; {note}")));
     }
     if reader.skipped_packets() > 0 {
-        eprintln!("moodscope: {}: warning: {} damaged packets skipped", path.display(), reader.skipped_packets());
+        eprintln!(
+            "moodscope: {}: warning: {} damaged packets skipped",
+            path.display(),
+            reader.skipped_packets()
+        );
     }
-    Ok(FileAnalysis { readings, sample_rate: rate, problem })
+    Ok(FileAnalysis {
+        readings,
+        sample_rate: rate,
+        problem,
+    })
 }
 
 /// A progress bar on stderr when it is a terminal (hidden otherwise), in frames of audio.
 fn progress_bar(path: &Path, frames: Option<u64>) -> ProgressBar {
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let bar = match frames {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::new_spinner(),

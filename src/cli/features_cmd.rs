@@ -42,7 +42,11 @@ pub fn run(args: FeaturesArgs) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let config = FrontEndConfig { input_rate: rate, log_offset: args.backbone.log_offset(), patch_hop_frames: hop };
+    let config = FrontEndConfig {
+        input_rate: rate,
+        log_offset: args.backbone.log_offset(),
+        patch_hop_frames: hop,
+    };
     let mut front_end = match FrontEnd::new(config) {
         Ok(f) => f,
         Err(e) => {
@@ -57,7 +61,10 @@ pub fn run(args: FeaturesArgs) -> Outcome {
         report_error(&args.file, "is shorter than one patch (0.975 s)");
         return Outcome::Failed;
     }
-    let data: Vec<f32> = patches.iter().flat_map(|p| p.data.iter().copied()).collect();
+    let data: Vec<f32> = patches
+        .iter()
+        .flat_map(|p| p.data.iter().copied())
+        .collect();
     let array = match Array3::from_shape_vec((patches.len(), PATCH_FRAMES, MEL_BANDS), data) {
         Ok(a) => a,
         Err(e) => {
@@ -69,6 +76,11 @@ pub fn run(args: FeaturesArgs) -> Outcome {
         report_error(&args.out, format!("cannot write: {e}"));
         return Outcome::Failed;
     }
-    eprintln!("{}: {} patches of {PATCH_FRAMES}x{MEL_BANDS} -> {}", args.file.display(), patches.len(), args.out.display());
+    eprintln!(
+        "{}: {} patches of {PATCH_FRAMES}x{MEL_BANDS} -> {}",
+        args.file.display(),
+        patches.len(),
+        args.out.display()
+    );
     Outcome::Done
 }

@@ -21,7 +21,11 @@ use crate::backbone::BackboneKind;
 use crate::models::ModelDir;
 
 #[derive(Debug, Parser)]
-#[command(name = "moodscope", version, about = "How does this music feel? Happy, Sad, Angry or Scary, window by window.")]
+#[command(
+    name = "moodscope",
+    version,
+    about = "How does this music feel? Happy, Sad, Angry or Scary, window by window."
+)]
 struct Cli {
     /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or
     /// ~/.local/share/moodscope/models).
@@ -70,7 +74,10 @@ impl From<Outcome> for ExitCode {
 /// Entry point of the `moodscope` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let models = cli.models.map(ModelDir::new).unwrap_or_else(ModelDir::locate);
+    let models = cli
+        .models
+        .map(ModelDir::new)
+        .unwrap_or_else(ModelDir::locate);
     let outcome = match cli.command {
         Command::Analyze(args) => analyze::run(args, &models),
         Command::Features(args) => features_cmd::run(args),
@@ -88,8 +95,12 @@ pub(crate) fn report_error(subject: &std::path::Path, reason: impl std::fmt::Dis
 /// Parses a window hop given in seconds (0.01 s steps, at most 0.96 s) into STFT frames.
 pub(crate) fn hop_frames(seconds: f64) -> Result<usize, String> {
     let frames = (seconds * 100.0).round();
-    if !(1.0..=crate::features::PATCH_FRAMES as f64).contains(&frames) || (frames / 100.0 - seconds).abs() > 1e-6 {
-        return Err(format!("--hop {seconds}: give seconds in 0.01 s steps from 0.01 to 0.96 (e.g. 0.48 or 0.96)"));
+    if !(1.0..=crate::features::PATCH_FRAMES as f64).contains(&frames)
+        || (frames / 100.0 - seconds).abs() > 1e-6
+    {
+        return Err(format!(
+            "--hop {seconds}: give seconds in 0.01 s steps from 0.01 to 0.96 (e.g. 0.48 or 0.96)"
+        ));
     }
     Ok(frames as usize)
 }

@@ -68,8 +68,11 @@ impl Summary {
             .map(|(l, s)| format!("{l} {:.0}%", s * 100.0))
             .collect();
         shares.push(format!("no music {:.0}%", self.no_music_share * 100.0));
-        let means: Vec<String> =
-            labels.iter().zip(&self.mean_probabilities).map(|(l, m)| format!("{l} {m:.2}")).collect();
+        let means: Vec<String> = labels
+            .iter()
+            .zip(&self.mean_probabilities)
+            .map(|(l, m)| format!("{l} {m:.2}"))
+            .collect();
         format!(
             "{} windows, {}:{:04.1}\n  dominant  {}\n  mean      {}  presence {:.2}",
             self.windows,
@@ -84,12 +87,20 @@ impl Summary {
 
 /// CSV header: `file,start,end,<labels…>,dominant,presence` (labels lower-cased).
 pub fn write_csv_header(out: &mut dyn Write, labels: &[String]) -> std::io::Result<()> {
-    let labels: Vec<String> = labels.iter().map(|l| csv_field(&l.to_lowercase())).collect();
+    let labels: Vec<String> = labels
+        .iter()
+        .map(|l| csv_field(&l.to_lowercase()))
+        .collect();
     writeln!(out, "file,start,end,{},dominant,presence", labels.join(","))
 }
 
 /// One CSV row per window. Probabilities are written with full precision (shortest exact form).
-pub fn write_csv_rows(out: &mut dyn Write, file: &str, labels: &[String], readings: &[WindowReading]) -> std::io::Result<()> {
+pub fn write_csv_rows(
+    out: &mut dyn Write,
+    file: &str,
+    labels: &[String],
+    readings: &[WindowReading],
+) -> std::io::Result<()> {
     let file = csv_field(file);
     for r in readings {
         write!(out, "{file},{:.3},{:.3}", r.start_seconds, r.end_seconds)?;
@@ -129,7 +140,10 @@ pub struct JsonFile<'a> {
     pub summary: &'a Summary,
 }
 
-pub fn json_windows<'a>(labels: &'a [String], readings: &'a [WindowReading]) -> Vec<JsonWindow<'a>> {
+pub fn json_windows<'a>(
+    labels: &'a [String],
+    readings: &'a [WindowReading],
+) -> Vec<JsonWindow<'a>> {
     readings
         .iter()
         .map(|r| JsonWindow {
@@ -147,7 +161,13 @@ mod tests {
     use super::*;
 
     fn window(p: [f32; 4], presence: f32, end: f64) -> WindowReading {
-        WindowReading { index: 0, start_seconds: end - 0.975, end_seconds: end, probabilities: p.to_vec(), presence }
+        WindowReading {
+            index: 0,
+            start_seconds: end - 0.975,
+            end_seconds: end,
+            probabilities: p.to_vec(),
+            presence,
+        }
     }
 
     #[test]
@@ -168,10 +188,21 @@ mod tests {
 
     #[test]
     fn csv_quotes_awkward_file_names_and_keeps_full_precision() {
-        let labels: Vec<String> = ["Happy", "Sad", "Angry", "Scary"].map(String::from).to_vec();
+        let labels: Vec<String> = ["Happy", "Sad", "Angry", "Scary"]
+            .map(String::from)
+            .to_vec();
         let mut out = Vec::new();
-        write_csv_rows(&mut out, "a,b.wav", &labels, &[window([0.1, 0.2, 0.3, 0.4], 1.0, 0.975)]).unwrap();
+        write_csv_rows(
+            &mut out,
+            "a,b.wav",
+            &labels,
+            &[window([0.1, 0.2, 0.3, 0.4], 1.0, 0.975)],
+        )
+        .unwrap();
         let line = String::from_utf8(out).unwrap();
-        assert!(line.starts_with("\"a,b.wav\",0.000,0.975,0.1,0.2,0.3,0.4,scary,1"), "{line}");
+        assert!(
+            line.starts_with("\"a,b.wav\",0.000,0.975,0.1,0.2,0.3,0.4,scary,1"),
+            "{line}"
+        );
     }
 }

@@ -191,15 +191,22 @@ impl Plugin for Moodscope {
 
 impl ClapPlugin for Moodscope {
     const CLAP_ID: &'static str = "org.moodscope.moodscope";
-    const CLAP_DESCRIPTION: Option<&'static str> =
-        Some("Listens to the music and says, continuously, how it feels: Happy, Sad, Angry or Scary");
+    const CLAP_DESCRIPTION: Option<&'static str> = Some(
+        "Listens to the music and says, continuously, how it feels: Happy, Sad, Angry or Scary",
+    );
     const CLAP_MANUAL_URL: Option<&'static str> = None;
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
-    const CLAP_FEATURES: &'static [ClapFeature] =
-        &[ClapFeature::AudioEffect, ClapFeature::Analyzer, ClapFeature::Utility, ClapFeature::Stereo, ClapFeature::Mono];
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::AudioEffect,
+        ClapFeature::Analyzer,
+        ClapFeature::Utility,
+        ClapFeature::Stereo,
+        ClapFeature::Mono,
+    ];
 }
 
 impl Vst3Plugin for Moodscope {
     const VST3_CLASS_ID: [u8; 16] = *b"MoodscopeAnalyse";
-    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Fx, Vst3SubCategory::Analyzer];
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
+        &[Vst3SubCategory::Fx, Vst3SubCategory::Analyzer];
 }

@@ -115,15 +115,23 @@ impl Default for MoodscopeParams {
             smoothing: FloatParam::new(
                 "Smoothing",
                 defaults.time_constant_seconds,
-                FloatRange::Skewed { min: 0.0, max: MAX_SMOOTHING_SECONDS, factor: FloatRange::skew_factor(-2.0) },
+                FloatRange::Skewed {
+                    min: 0.0,
+                    max: MAX_SMOOTHING_SECONDS,
+                    factor: FloatRange::skew_factor(-2.0),
+                },
             )
             .with_unit(" s")
             .with_step_size(0.01)
             .with_value_to_string(formatters::v2s_f32_rounded(2)),
-            sensitivity: FloatParam::new("Sensitivity", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            sensitivity: FloatParam::new(
+                "Sensitivity",
+                0.5,
+                FloatRange::Linear { min: 0.0, max: 1.0 },
+            )
+            .with_unit(" %")
+            .with_value_to_string(formatters::v2s_f32_percentage(0))
+            .with_string_to_value(formatters::s2v_f32_percentage()),
             hop: EnumParam::new("Window hop", HopParam::BackboneDefault).non_automatable(),
             backbone: EnumParam::new("Backbone", BackboneParam::Yamnet).non_automatable(),
             head: EnumParam::new("Head", HeadParam::Default).non_automatable(),
@@ -145,13 +153,22 @@ impl MoodscopeParams {
     pub fn analysis_settings(&self) -> AnalysisSettings {
         let head = match self.head.value() {
             HeadParam::Default => HeadChoice::Default,
-            HeadParam::File => match self.head_file.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            HeadParam::File => match self
+                .head_file
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
                 Some(path) => HeadChoice::File(path),
                 // "Head file" chosen but none set yet: the default head until one is.
                 None => HeadChoice::Default,
             },
         };
-        AnalysisSettings { backbone: self.backbone.value().kind(), head, hop_frames: self.hop.value().frames() }
+        AnalysisSettings {
+            backbone: self.backbone.value().kind(),
+            head,
+            hop_frames: self.hop.value().frames(),
+        }
     }
 
     /// Smoothing time constant and the thresholds the sensitivity maps to (see the module doc).
@@ -181,7 +198,10 @@ mod tests {
         let d = SmoothingSettings::default();
         assert_eq!(s.time_constant_seconds, d.time_constant_seconds);
         assert!((s.hysteresis - d.hysteresis).abs() < 1e-6, "{s:?}");
-        assert!((s.presence_threshold - d.presence_threshold).abs() < 1e-6, "{s:?}");
+        assert!(
+            (s.presence_threshold - d.presence_threshold).abs() < 1e-6,
+            "{s:?}"
+        );
     }
 
     #[test]

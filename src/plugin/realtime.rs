@@ -75,11 +75,18 @@ mod tests {
         assert_eq!(read.len, 9000);
         let mut expected = Vec::new();
         crate::engine::downmix_interleaved(
-            &left.iter().zip(&right).flat_map(|(&l, &r)| [l, r]).collect::<Vec<_>>(),
+            &left
+                .iter()
+                .zip(&right)
+                .flat_map(|(&l, &r)| [l, r])
+                .collect::<Vec<_>>(),
             2,
             &mut expected,
         );
-        assert!(out[..9000].iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(out[..9000]
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]
@@ -90,6 +97,9 @@ mod tests {
         let mut out = [0.0; 16];
         assert_eq!(reader.read(&mut out, 16).len, 3);
         assert_eq!(&out[..2], &[0.25, -1.0]);
-        assert!(out[2].is_nan(), "sanitizing is the analyser's job, after the ring");
+        assert!(
+            out[2].is_nan(),
+            "sanitizing is the analyser's job, after the ring"
+        );
     }
 }

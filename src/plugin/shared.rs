@@ -171,8 +171,17 @@ impl Published {
                 continue;
             }
             let labels = self.labels.load(Ordering::Relaxed).min(MAX_LABELS);
-            let mut snapshot = MoodSnapshot { sequence: before / 2, labels, ..MoodSnapshot::EMPTY };
-            for (out, value) in snapshot.probabilities.iter_mut().zip(&self.probabilities).take(labels) {
+            let mut snapshot = MoodSnapshot {
+                sequence: before / 2,
+                labels,
+                ..MoodSnapshot::EMPTY
+            };
+            for (out, value) in snapshot
+                .probabilities
+                .iter_mut()
+                .zip(&self.probabilities)
+                .take(labels)
+            {
                 *out = value.load(Ordering::Relaxed);
             }
             let dominant = self.dominant.load(Ordering::Relaxed);
@@ -181,7 +190,8 @@ impl Published {
             snapshot.presence = self.presence.load(Ordering::Relaxed);
             snapshot.window = self.window.load(Ordering::Relaxed);
             snapshot.audio_end_seconds = self.audio_end_seconds.load(Ordering::Relaxed);
-            snapshot.published_at = Duration::from_nanos(self.published_at_nanos.load(Ordering::Relaxed));
+            snapshot.published_at =
+                Duration::from_nanos(self.published_at_nanos.load(Ordering::Relaxed));
             fence(Ordering::Acquire);
             if self.sequence.load(Ordering::Relaxed) == before {
                 return Some(snapshot);
@@ -206,7 +216,12 @@ impl Published {
                 current = self.sequence.load(Ordering::Relaxed);
                 continue;
             }
-            match self.sequence.compare_exchange_weak(current, current + 1, Ordering::Acquire, Ordering::Relaxed) {
+            match self.sequence.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(seen) => current = seen,
             }
@@ -217,13 +232,18 @@ impl Published {
         for (slot, &p) in self.probabilities.iter().zip(&mood.probabilities[..labels]) {
             slot.store(p, Ordering::Relaxed);
         }
-        let dominant = mood.dominant.filter(|&d| d < labels).map_or(-1, |d| d as i32);
+        let dominant = mood
+            .dominant
+            .filter(|&d| d < labels)
+            .map_or(-1, |d| d as i32);
         self.dominant.store(dominant, Ordering::Relaxed);
         self.confidence.store(mood.confidence, Ordering::Relaxed);
         self.presence.store(mood.presence, Ordering::Relaxed);
         self.window.store(mood.window, Ordering::Relaxed);
-        self.audio_end_seconds.store(mood.audio_end_seconds, Ordering::Relaxed);
-        self.published_at_nanos.store(clock().as_nanos() as u64, Ordering::Relaxed);
+        self.audio_end_seconds
+            .store(mood.audio_end_seconds, Ordering::Relaxed);
+        self.published_at_nanos
+            .store(clock().as_nanos() as u64, Ordering::Relaxed);
         self.sequence.store(current + 2, Ordering::Release);
     }
 
@@ -234,8 +254,15 @@ impl Published {
 
     /// The status line. Locks: not for the audio thread.
     pub fn status(&self) -> Status {
-        let message = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Status { health: self.health(), message }
+        let message = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Status {
+            health: self.health(),
+            message,
+        }
     }
 
     /// Sets the status line and logs it (nice-plug's log: stderr or `NICE_LOG`), so a host's log
@@ -252,7 +279,10 @@ impl Published {
 
     /// Label names, in the order of `MoodSnapshot::probabilities`. Locks: not for the audio thread.
     pub fn label_names(&self) -> Arc<[String]> {
-        self.label_names.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.label_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_label_names(&self, names: Arc<[String]>) {
@@ -278,13 +308,19 @@ impl Published {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn mood(p: &[f32], window: u64) -> MoodUpdate<'_> {
-        MoodUpdate { probabilities: p, dominant: Some(1), confidence: p[1], presence: 0.9, window, audio_end_seconds: 1.5 }
+        MoodUpdate {
+            probabilities: p,
+            dominant: Some(1),
+            confidence: p[1],
+            presence: 0.9,
+            window,
+            audio_end_seconds: 1.5,
+        }
     }
 
     #[test]
@@ -295,7 +331,10 @@ mod tests {
         let s = published.read().unwrap();
         assert_eq!(s.sequence, 1);
         assert_eq!(s.probabilities(), &[0.1, 0.6, 0.2, 0.1]);
-        assert_eq!((s.dominant, s.confidence, s.presence, s.window), (Some(1), 0.6, 0.9, 3));
+        assert_eq!(
+            (s.dominant, s.confidence, s.presence, s.window),
+            (Some(1), 0.6, 0.9, 3)
+        );
         assert_eq!(s.audio_end_seconds, 1.5);
     }
 
@@ -303,10 +342,16 @@ mod tests {
     fn more_labels_than_fit_are_cut_not_overflowed() {
         let published = Published::default();
         let many: Vec<f32> = (0..MAX_LABELS + 4).map(|i| i as f32).collect();
-        published.publish(&MoodUpdate { dominant: Some(MAX_LABELS + 2), ..mood(&many, 0) });
+        published.publish(&MoodUpdate {
+            dominant: Some(MAX_LABELS + 2),
+            ..mood(&many, 0)
+        });
         let s = published.read().unwrap();
         assert_eq!(s.labels, MAX_LABELS);
-        assert_eq!(s.dominant, None, "a dominant label that does not fit is not reported");
+        assert_eq!(
+            s.dominant, None,
+            "a dominant label that does not fit is not reported"
+        );
     }
 
     #[test]
@@ -332,7 +377,12 @@ mod tests {
         while !writer.is_finished() {
             if let Some(s) = published.read() {
                 let v = s.window as f32;
-                assert!(s.probabilities().iter().all(|&p| p == v) && s.confidence == v && s.presence == v, "{s:?}");
+                assert!(
+                    s.probabilities().iter().all(|&p| p == v)
+                        && s.confidence == v
+                        && s.presence == v,
+                    "{s:?}"
+                );
                 assert!(s.sequence >= last);
                 last = s.sequence;
             }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::engine::{
-    Analyser, AnalyserConfig, EngineError, HeadChoice, SmoothingSettings, Smoother, WindowReading,
+    Analyser, AnalyserConfig, EngineError, HeadChoice, Smoother, SmoothingSettings, WindowReading,
 };
 use crate::models::ModelDir;
 use crate::ring::RingReader;
@@ -97,8 +97,19 @@ impl Session {
         let (analyser, warning) = match Analyser::new(config.clone(), models) {
             Ok(analyser) => (analyser, None),
             Err(EngineError::Head(e)) if matches!(settings.head, HeadChoice::File(_)) => {
-                let analyser = Analyser::new(AnalyserConfig { head: HeadChoice::Default, ..config }, models)?;
-                (analyser, Some(format!("The head file could not be used ({e}); using the default head")))
+                let analyser = Analyser::new(
+                    AnalyserConfig {
+                        head: HeadChoice::Default,
+                        ..config
+                    },
+                    models,
+                )?;
+                (
+                    analyser,
+                    Some(format!(
+                        "The head file could not be used ({e}); using the default head"
+                    )),
+                )
             }
             Err(e) => return Err(e),
         };
@@ -144,7 +155,11 @@ impl Session {
 
     /// Analyses `samples` (mono, input rate); publishes and logs every window they complete.
     /// Returns how many windows that was.
-    pub fn push(&mut self, samples: &[f32], smoothing: SmoothingSettings) -> Result<usize, EngineError> {
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        smoothing: SmoothingSettings,
+    ) -> Result<usize, EngineError> {
         #[cfg(debug_assertions)]
         injected_panic();
         self.readings.clear();
@@ -164,7 +179,8 @@ impl Session {
     fn publish_readings(&mut self, smoothing: SmoothingSettings) {
         self.smoother.set_settings(smoothing);
         let hop_seconds = self.analyser.config().hop_seconds();
-        let dropped_seconds = self.dropped_since_reset as f64 / self.analyser.config().input_rate as f64;
+        let dropped_seconds =
+            self.dropped_since_reset as f64 / self.analyser.config().input_rate as f64;
         for reading in &self.readings {
             let state = self.smoother.update(reading, hop_seconds);
             let audio_end_seconds = reading.end_seconds + dropped_seconds;
@@ -179,7 +195,10 @@ impl Session {
             if let Some(log) = &mut self.log {
                 let sequence = self.published.sequence();
                 if let Err(e) = log.write(reading, state, sequence, audio_end_seconds) {
-                    self.warning = Some(format!("The window log {} could not be written ({e})", log.path.display()));
+                    self.warning = Some(format!(
+                        "The window log {} could not be written ({e})",
+                        log.path.display()
+                    ));
                     self.log = None;
                 }
             }
@@ -192,7 +211,12 @@ impl Session {
             let path = PathBuf::from(path);
             match WindowLog::create(&path, self.analyser.labels()) {
                 Ok(log) => self.log = Some(log),
-                Err(e) => self.warning = Some(format!("The window log {} could not be created ({e})", path.display())),
+                Err(e) => {
+                    self.warning = Some(format!(
+                        "The window log {} could not be created ({e})",
+                        path.display()
+                    ))
+                }
             }
         }
     }
@@ -215,7 +239,10 @@ impl WindowLog {
             labels.join(",")
         )?;
         out.flush()?;
-        Ok(Self { path: path.to_owned(), out })
+        Ok(Self {
+            path: path.to_owned(),
+            out,
+        })
     }
 
     /// One line; floats in Rust's shortest round-trip form, so they read back bit for bit.
@@ -226,7 +253,12 @@ impl WindowLog {
         sequence: u64,
         audio_end_seconds: f64,
     ) -> std::io::Result<()> {
-        let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let join = |v: &[f32]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let dominant = state.dominant.map_or(String::new(), |d| d.to_string());
         writeln!(
             self.out,
@@ -256,10 +288,16 @@ fn injected_panic() {
     use std::sync::OnceLock;
     static LEFT: OnceLock<AtomicU32> = OnceLock::new();
     let left = LEFT.get_or_init(|| {
-        let n = std::env::var("MOODSCOPE_DEBUG_WORKER_PANICS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let n = std::env::var("MOODSCOPE_DEBUG_WORKER_PANICS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         AtomicU32::new(n)
     });
-    if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    if left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
         panic!("injected by MOODSCOPE_DEBUG_WORKER_PANICS");
     }
 }
@@ -277,7 +315,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 enum Control {
     /// Analyse the audio arriving on this ring, at this rate.
-    Start { reader: RingReader, sample_rate: u32 },
+    Start {
+        reader: RingReader,
+        sample_rate: u32,
+    },
     /// The host deactivated the plugin: drop the stream.
     Stop,
     /// Rebuild the analysis now (model files or the head file changed).
@@ -294,19 +335,32 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker thread; it idles until `start`.
-    pub fn spawn(params: Arc<MoodscopeParams>, published: Arc<Published>, models: ModelDir) -> std::io::Result<Self> {
+    pub fn spawn(
+        params: Arc<MoodscopeParams>,
+        published: Arc<Published>,
+        models: ModelDir,
+    ) -> std::io::Result<Self> {
         let (control, inbox) = crossbeam_channel::unbounded();
         let (exited_tx, exited) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new().name("moodscope-worker".into()).spawn(move || {
-            run(inbox, &params, &published, &models);
-            let _ = exited_tx.send(());
-        })?;
-        Ok(Self { control, exited, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("moodscope-worker".into())
+            .spawn(move || {
+                run(inbox, &params, &published, &models);
+                let _ = exited_tx.send(());
+            })?;
+        Ok(Self {
+            control,
+            exited,
+            thread: Some(thread),
+        })
     }
 
     /// Analyse the audio the audio thread pushes into `reader`'s ring.
     pub fn start(&self, reader: RingReader, sample_rate: u32) {
-        let _ = self.control.send(Control::Start { reader, sample_rate });
+        let _ = self.control.send(Control::Start {
+            reader,
+            sample_rate,
+        });
     }
 
     pub fn stop(&self) {
@@ -333,7 +387,12 @@ impl Drop for Worker {
 }
 
 /// The worker thread's loop.
-fn run(inbox: Receiver<Control>, params: &MoodscopeParams, published: &Arc<Published>, models: &ModelDir) {
+fn run(
+    inbox: Receiver<Control>,
+    params: &MoodscopeParams,
+    published: &Arc<Published>,
+    models: &ModelDir,
+) {
     let mut stream: Option<Stream> = None;
     loop {
         let message = if stream.is_some() {
@@ -342,7 +401,10 @@ fn run(inbox: Receiver<Control>, params: &MoodscopeParams, published: &Arc<Publi
             inbox.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
         match message {
-            Ok(Control::Start { reader, sample_rate }) => {
+            Ok(Control::Start {
+                reader,
+                sample_rate,
+            }) => {
                 published.set_status(Health::Starting, "Loading the analysis models");
                 stream = Some(Stream::new(reader, sample_rate));
             }
@@ -360,7 +422,9 @@ fn run(inbox: Receiver<Control>, params: &MoodscopeParams, published: &Arc<Publi
             Err(RecvTimeoutError::Timeout) => {}
         }
         let Some(active) = &mut stream else { continue };
-        let outcome = catch_unwind(AssertUnwindSafe(|| active.service(params, published, models)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            active.service(params, published, models)
+        }));
         if let Err(payload) = outcome {
             let message = panic_message(payload.as_ref());
             published.add_restart();
@@ -421,7 +485,11 @@ impl Stream {
     /// One look: rebuild if settings changed, then analyse what waits in the ring.
     fn service(&mut self, params: &MoodscopeParams, published: &Arc<Published>, models: &ModelDir) {
         let settings = params.analysis_settings();
-        if self.session.as_ref().is_some_and(|s| s.settings() != &settings) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.settings() != &settings)
+        {
             self.session = None;
             self.retry_at = Instant::now();
         }
@@ -435,7 +503,11 @@ impl Stream {
                 }
                 Err(e) => {
                     self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
-                    self.show(published, Health::Failed, format!("{e}. Audio passes through unchanged."));
+                    self.show(
+                        published,
+                        Health::Failed,
+                        format!("{e}. Audio passes through unchanged."),
+                    );
                 }
             }
         }
@@ -473,7 +545,11 @@ impl Stream {
             if let Err(e) = session.push(&self.buffer[..read.len], params.smoothing_settings()) {
                 self.session = None;
                 self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
-                self.show(published, Health::Failed, format!("The analysis failed: {e}. Audio passes through unchanged."));
+                self.show(
+                    published,
+                    Health::Failed,
+                    format!("The analysis failed: {e}. Audio passes through unchanged."),
+                );
                 return;
             }
             if budget == 0 {
@@ -514,7 +590,10 @@ impl Stream {
                     .to_owned(),
             )
         } else {
-            (Health::Running, format!("Listening ({})", session.settings().backbone.name()))
+            (
+                Health::Running,
+                format!("Listening ({})", session.settings().backbone.name()),
+            )
         }
     }
 
@@ -537,25 +616,43 @@ pub struct OfflineRender {
 
 impl OfflineRender {
     /// Builds the analysis now (on the host's main thread, in `activate()`).
-    pub fn new(params: &MoodscopeParams, sample_rate: u32, max_block: usize, models: &ModelDir, published: &Arc<Published>) -> Self {
-        let mut render = Self { session: None, sample_rate, mono: vec![0.0; max_block] };
+    pub fn new(
+        params: &MoodscopeParams,
+        sample_rate: u32,
+        max_block: usize,
+        models: &ModelDir,
+        published: &Arc<Published>,
+    ) -> Self {
+        let mut render = Self {
+            session: None,
+            sample_rate,
+            mono: vec![0.0; max_block],
+        };
         render.build(params, models, published);
         render
     }
 
     fn build(&mut self, params: &MoodscopeParams, models: &ModelDir, published: &Arc<Published>) {
         let settings = params.analysis_settings();
-        let built = catch_unwind(AssertUnwindSafe(|| Session::new(&settings, self.sample_rate, models, published.clone())));
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            Session::new(&settings, self.sample_rate, models, published.clone())
+        }));
         self.session = match built {
             Ok(Ok(session)) => {
                 match session.warning() {
                     Some(w) => published.set_status(Health::Degraded, w),
-                    None => published.set_status(Health::Running, format!("Rendering offline ({})", settings.backbone.name())),
+                    None => published.set_status(
+                        Health::Running,
+                        format!("Rendering offline ({})", settings.backbone.name()),
+                    ),
                 }
                 Some(session)
             }
             Ok(Err(e)) => {
-                published.set_status(Health::Failed, format!("{e}. Audio passes through unchanged."));
+                published.set_status(
+                    Health::Failed,
+                    format!("{e}. Audio passes through unchanged."),
+                );
                 None
             }
             Err(payload) => {
@@ -578,8 +675,15 @@ impl OfflineRender {
     }
 
     /// Analyses one block of planar channels.
-    pub fn process<C: AsRef<[f32]>>(&mut self, channels: &[C], params: &MoodscopeParams, published: &Published) {
-        let Some(session) = &mut self.session else { return };
+    pub fn process<C: AsRef<[f32]>>(
+        &mut self,
+        channels: &[C],
+        params: &MoodscopeParams,
+        published: &Published,
+    ) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
         let frames = channels.iter().map(|c| c.as_ref().len()).min().unwrap_or(0);
         if self.mono.len() < frames {
             self.mono.resize(frames, 0.0);
@@ -591,7 +695,10 @@ impl OfflineRender {
         match catch_unwind(AssertUnwindSafe(|| session.push(mono, smoothing))) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                published.set_status(Health::Failed, format!("The analysis failed: {e}. Audio passes through unchanged."));
+                published.set_status(
+                    Health::Failed,
+                    format!("The analysis failed: {e}. Audio passes through unchanged."),
+                );
                 self.session = None;
             }
             Err(payload) => self.fail(published, &panic_message(payload.as_ref())),
@@ -599,7 +706,12 @@ impl OfflineRender {
     }
 
     /// Back to the start of the render; a session lost to an error is rebuilt.
-    pub fn reset(&mut self, params: &MoodscopeParams, models: &ModelDir, published: &Arc<Published>) {
+    pub fn reset(
+        &mut self,
+        params: &MoodscopeParams,
+        models: &ModelDir,
+        published: &Arc<Published>,
+    ) {
         let current = params.analysis_settings();
         match &mut self.session {
             Some(session) if session.settings() == &current => {
@@ -613,7 +725,9 @@ impl OfflineRender {
 
     /// The render ended: analyse the windows the last audio completes.
     pub fn finish(&mut self, params: &MoodscopeParams, published: &Published) {
-        let Some(session) = &mut self.session else { return };
+        let Some(session) = &mut self.session else {
+            return;
+        };
         let smoothing = params.smoothing_settings();
         match catch_unwind(AssertUnwindSafe(|| session.finish(smoothing))) {
             Ok(Ok(_)) => {}

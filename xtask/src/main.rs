@@ -42,7 +42,11 @@ fn parse_model_options(args: &[String]) -> Result<ModelOptions> {
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().map(PathBuf::from).with_context(|| format!("{name} needs a folder"));
+        let mut value = |name: &str| {
+            args.next()
+                .map(PathBuf::from)
+                .with_context(|| format!("{name} needs a folder"))
+        };
         match arg.as_str() {
             "--mirror" => options.mirror = Some(value("--mirror")?),
             "--dest" => options.dest = Some(value("--dest")?),
@@ -63,7 +67,10 @@ fn parse_model_options(args: &[String]) -> Result<ModelOptions> {
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    Ok(manifest.parent().context("xtask has no parent folder")?.to_path_buf())
+    Ok(manifest
+        .parent()
+        .context("xtask has no parent folder")?
+        .to_path_buf())
 }
 
 fn install_models(args: &[String]) -> Result<()> {
@@ -78,8 +85,11 @@ fn install(args: &[String]) -> Result<()> {
     let options = parse_model_options(args)?;
     let root = workspace_root()?;
     std::env::set_current_dir(&root)?;
-    nice_plug_xtask::main_with_args("xtask", ["bundle".into(), "moodscope".into(), "--release".into()])
-        .map_err(|e| anyhow::anyhow!("bundling failed: {e}"))?;
+    nice_plug_xtask::main_with_args(
+        "xtask",
+        ["bundle".into(), "moodscope".into(), "--release".into()],
+    )
+    .map_err(|e| anyhow::anyhow!("bundling failed: {e}"))?;
     let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?);
     let bundled = root.join("target/bundled");
     copy_into(&bundled.join("Moodscope.clap"), &home.join(".clap"))?;

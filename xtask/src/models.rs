@@ -54,8 +54,15 @@ const FILES: &[ModelFile] = &[
 pub fn install(dest: &Path, mirror: Option<&Path>, heads: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     match mirror {
-        Some(m) => println!("installing models into {} from the mirror {}", dest.display(), m.display()),
-        None => println!("installing models into {} from their official homes", dest.display()),
+        Some(m) => println!(
+            "installing models into {} from the mirror {}",
+            dest.display(),
+            m.display()
+        ),
+        None => println!(
+            "installing models into {} from their official homes",
+            dest.display()
+        ),
     }
     let mut unavailable = Vec::new();
     for file in FILES {
@@ -69,7 +76,12 @@ pub fn install(dest: &Path, mirror: Option<&Path>, heads: &Path) -> Result<()> {
         }
     }
 
-    convert(dest, "yamnet.tflite", "yamnet.onnx", moodscope_convert::convert_yamnet)?;
+    convert(
+        dest,
+        "yamnet.tflite",
+        "yamnet.onnx",
+        moodscope_convert::convert_yamnet,
+    )?;
     if unavailable.contains(&"vggish_model.ckpt") {
         println!(
             "  VGGish backbone unavailable: put the official vggish_model.ckpt into {} (or the mirror) and \
@@ -77,7 +89,12 @@ pub fn install(dest: &Path, mirror: Option<&Path>, heads: &Path) -> Result<()> {
             dest.display()
         );
     } else {
-        convert(dest, "vggish_model.ckpt", "vggish.onnx", moodscope_convert::convert_vggish)?;
+        convert(
+            dest,
+            "vggish_model.ckpt",
+            "vggish.onnx",
+            moodscope_convert::convert_vggish,
+        )?;
     }
 
     if heads.is_dir() && heads != dest.join("heads") {
@@ -106,7 +123,9 @@ fn fetch(file: &ModelFile, dest: &Path, mirror: Option<&Path>) -> Result<&'stati
         None => file.url.to_owned(),
     };
     let result = match mirror {
-        Some(_) if !Path::new(&source).is_file() => Err(anyhow::anyhow!("{source} is not in the mirror")),
+        Some(_) if !Path::new(&source).is_file() => {
+            Err(anyhow::anyhow!("{source} is not in the mirror"))
+        }
         Some(_) => copy_writable(Path::new(&source), &partial),
         None => download(file.url, &partial),
     }
@@ -116,7 +135,11 @@ fn fetch(file: &ModelFile, dest: &Path, mirror: Option<&Path>) -> Result<&'stati
         return Err(e);
     }
     std::fs::rename(&partial, &target)?;
-    Ok(if mirror.is_some() { "copied from the mirror, sha256 ok" } else { "downloaded, sha256 ok" })
+    Ok(if mirror.is_some() {
+        "copied from the mirror, sha256 ok"
+    } else {
+        "downloaded, sha256 ok"
+    })
 }
 
 /// Copies a mirror file; the copy is writable even where the mirror is read-only.
@@ -136,7 +159,11 @@ fn check(file: &ModelFile, path: &Path) -> Result<()> {
     if sha256 == file.sha256 {
         return Ok(());
     }
-    let what = if bytes < file.bytes { "truncated" } else { "not the official file" };
+    let what = if bytes < file.bytes {
+        "truncated"
+    } else {
+        "not the official file"
+    };
     bail!(
         "{} is {what}: {bytes} bytes with sha256 {sha256}, expected {} bytes with sha256 {}",
         file.name,
@@ -146,12 +173,16 @@ fn check(file: &ModelFile, path: &Path) -> Result<()> {
 }
 
 fn download(url: &str, to: &Path) -> Result<()> {
-    let response = ureq::get(url).call().with_context(|| format!("downloading {url}"))?;
+    let response = ureq::get(url)
+        .call()
+        .with_context(|| format!("downloading {url}"))?;
     let mut reader = response.into_body().into_reader();
     let mut out = std::fs::File::create(to)?;
     let mut buffer = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buffer).with_context(|| format!("downloading {url}"))?;
+        let n = reader
+            .read(&mut buffer)
+            .with_context(|| format!("downloading {url}"))?;
         if n == 0 {
             break;
         }
@@ -161,13 +192,17 @@ fn download(url: &str, to: &Path) -> Result<()> {
     Ok(())
 }
 
-type Converter = fn(&Path, &Path) -> Result<moodscope_convert::ConversionSummary, moodscope_convert::ConvertError>;
+type Converter =
+    fn(
+        &Path,
+        &Path,
+    ) -> Result<moodscope_convert::ConversionSummary, moodscope_convert::ConvertError>;
 
 /// Converts `source` to `onnx`. Always redone (a second or so per model): an ONNX file made by
 /// an older converter is never kept.
 fn convert(dest: &Path, source: &str, onnx: &str, converter: Converter) -> Result<()> {
-    let summary =
-        converter(&dest.join(source), &dest.join(onnx)).with_context(|| format!("converting {source}"))?;
+    let summary = converter(&dest.join(source), &dest.join(onnx))
+        .with_context(|| format!("converting {source}"))?;
     println!(
         "  {onnx:<24} converted: {} nodes, {} parameters, {} int8 tensors dequantized, {} bytes",
         summary.nodes, summary.parameters, summary.dequantized_tensors, summary.onnx_bytes

@@ -33,7 +33,10 @@ impl Audio {
     /// `seconds` of digital silence.
     pub fn silence(rate: u32, channels: usize, seconds: f64) -> Self {
         let frames = (rate as f64 * seconds).round() as usize;
-        Self { rate, channels: vec![vec![0.0; frames]; channels] }
+        Self {
+            rate,
+            channels: vec![vec![0.0; frames]; channels],
+        }
     }
 
     /// Keeps at most the first `seconds`.
@@ -47,7 +50,13 @@ impl Audio {
     /// Appends `other` (same rate and channel count).
     pub fn append(&mut self, other: &Audio) -> Result<()> {
         if other.rate != self.rate || other.channels.len() != self.channels.len() {
-            bail!("cannot append {} Hz x{} to {} Hz x{}", other.rate, other.channels.len(), self.rate, self.channels.len());
+            bail!(
+                "cannot append {} Hz x{} to {} Hz x{}",
+                other.rate,
+                other.channels.len(),
+                self.rate,
+                self.channels.len()
+            );
         }
         for (c, o) in self.channels.iter_mut().zip(&other.channels) {
             c.extend_from_slice(o);
@@ -65,11 +74,16 @@ impl Audio {
             (_, 1) => {
                 let n = have as f32;
                 let frames = self.frames();
-                vec![(0..frames).map(|i| self.channels.iter().map(|ch| ch[i]).sum::<f32>() / n).collect()]
+                vec![(0..frames)
+                    .map(|i| self.channels.iter().map(|ch| ch[i]).sum::<f32>() / n)
+                    .collect()]
             }
             (_, c) => self.channels.into_iter().take(c).collect(),
         };
-        Self { rate: self.rate, channels: out }
+        Self {
+            rate: self.rate,
+            channels: out,
+        }
     }
 
     /// The same audio at `rate` (rubato's synchronous FFT resampler); unchanged if already there.
@@ -79,11 +93,19 @@ impl Audio {
         }
         let channels = self.channels.len();
         let frames = self.frames();
-        let mut resampler = Fft::<f32>::new(self.rate as usize, rate as usize, 1024, channels, FixedSync::Both)
-            .map_err(|e| anyhow!("resampler {} -> {rate} Hz: {e}", self.rate))?;
+        let mut resampler = Fft::<f32>::new(
+            self.rate as usize,
+            rate as usize,
+            1024,
+            channels,
+            FixedSync::Both,
+        )
+        .map_err(|e| anyhow!("resampler {} -> {rate} Hz: {e}", self.rate))?;
         let input = SequentialSliceOfVecs::new(&self.channels, channels, frames)
             .map_err(|e| anyhow!("resampler input: {e}"))?;
-        let output = resampler.process_all(&input, frames, None).map_err(|e| anyhow!("resampling: {e}"))?;
+        let output = resampler
+            .process_all(&input, frames, None)
+            .map_err(|e| anyhow!("resampling: {e}"))?;
         let interleaved = output.take_data();
         let out_frames = interleaved.len() / channels;
         let mut planar = vec![Vec::with_capacity(out_frames); channels];
@@ -92,7 +114,10 @@ impl Audio {
                 c.push(s);
             }
         }
-        Ok(Self { rate, channels: planar })
+        Ok(Self {
+            rate,
+            channels: planar,
+        })
     }
 }
 
@@ -111,10 +136,17 @@ pub fn decode_prefix(path: &Path, max_seconds: Option<f64>) -> Result<Audio> {
         hint.with_extension(ext);
     }
     let probed = symphonia::default::get_probe()
-        .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
         .with_context(|| format!("{} is not a supported audio file", path.display()))?;
     let mut format = probed.format;
-    let track = format.default_track().ok_or_else(|| anyhow!("{} has no audio track", path.display()))?;
+    let track = format
+        .default_track()
+        .ok_or_else(|| anyhow!("{} has no audio track", path.display()))?;
     let track_id = track.id;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
@@ -124,13 +156,17 @@ pub fn decode_prefix(path: &Path, max_seconds: Option<f64>) -> Result<Audio> {
     loop {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break
+            }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         if packet.track_id() != track_id {
             continue;
         }
-        let decoded = decoder.decode(&packet).with_context(|| format!("decoding {}", path.display()))?;
+        let decoded = decoder
+            .decode(&packet)
+            .with_context(|| format!("decoding {}", path.display()))?;
         let spec = *decoded.spec();
         rate = Some(spec.rate);
         let enough = max_seconds.map(|s| (s * spec.rate as f64).round() as usize);
@@ -246,15 +282,22 @@ impl std::str::FromStr for BlockPlan {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "variable" {
-            return Ok(BlockPlan::Variable { max: 4096, seed: 0x5eed });
+            return Ok(BlockPlan::Variable {
+                max: 4096,
+                seed: 0x5eed,
+            });
         }
         if let Some(max) = s.strip_prefix("variable:") {
-            let max = max.parse().map_err(|_| format!("bad maximum block `{max}`"))?;
+            let max = max
+                .parse()
+                .map_err(|_| format!("bad maximum block `{max}`"))?;
             return Ok(BlockPlan::Variable { max, seed: 0x5eed });
         }
         match s.parse::<usize>() {
             Ok(n) if (1..=1 << 16).contains(&n) => Ok(BlockPlan::Fixed(n)),
-            _ => Err(format!("block must be a size 1..65536, `variable` or `variable:MAX`, not `{s}`")),
+            _ => Err(format!(
+                "block must be a size 1..65536, `variable` or `variable:MAX`, not `{s}`"
+            )),
         }
     }
 }
@@ -271,7 +314,10 @@ impl std::fmt::Display for BlockPlan {
 /// Overwrites stretches of the stream with what a broken upstream plugin might send, one second
 /// each starting at `from_seconds`: NaN, +Inf/−Inf, denormals, full-scale white noise, and
 /// samples far beyond full scale. Returns the frame ranges touched.
-pub fn inject_faults(audio: &mut Audio, from_seconds: f64) -> Vec<(String, std::ops::Range<usize>)> {
+pub fn inject_faults(
+    audio: &mut Audio,
+    from_seconds: f64,
+) -> Vec<(String, std::ops::Range<usize>)> {
     let rate = audio.rate as usize;
     let start = (from_seconds * audio.rate as f64) as usize;
     let mut noise_state = 0x1234_5678_9abc_def1u64;
@@ -283,10 +329,28 @@ pub fn inject_faults(audio: &mut Audio, from_seconds: f64) -> Vec<(String, std::
     };
     let kinds: [(&str, &mut dyn FnMut(usize) -> f32); 5] = [
         ("nan", &mut |_| f32::NAN),
-        ("inf", &mut |i| if i % 2 == 0 { f32::INFINITY } else { f32::NEG_INFINITY }),
-        ("denormal", &mut |i| if i % 2 == 0 { 1.0e-40 } else { -1.0e-42 }),
+        ("inf", &mut |i| {
+            if i % 2 == 0 {
+                f32::INFINITY
+            } else {
+                f32::NEG_INFINITY
+            }
+        }),
+        ("denormal", &mut |i| {
+            if i % 2 == 0 {
+                1.0e-40
+            } else {
+                -1.0e-42
+            }
+        }),
         ("full-scale-noise", &mut |_| noise()),
-        ("beyond-full-scale", &mut |i| if i % 2 == 0 { 1.0e30 } else { -1.0e30 }),
+        ("beyond-full-scale", &mut |i| {
+            if i % 2 == 0 {
+                1.0e30
+            } else {
+                -1.0e30
+            }
+        }),
     ];
     let mut touched = Vec::new();
     let frames = audio.frames();
@@ -309,13 +373,24 @@ mod tests {
 
     #[test]
     fn block_plans_cover_the_stream_exactly() {
-        for plan in [BlockPlan::Fixed(1), BlockPlan::Fixed(512), BlockPlan::Fixed(8192), BlockPlan::Variable { max: 4096, seed: 7 }] {
+        for plan in [
+            BlockPlan::Fixed(1),
+            BlockPlan::Fixed(512),
+            BlockPlan::Fixed(8192),
+            BlockPlan::Variable { max: 4096, seed: 7 },
+        ] {
             let sizes = plan.sizes(100_003);
             assert_eq!(sizes.iter().sum::<usize>(), 100_003, "{plan}");
-            assert!(sizes.iter().all(|&n| (1..=plan.max_block()).contains(&n)), "{plan}");
+            assert!(
+                sizes.iter().all(|&n| (1..=plan.max_block()).contains(&n)),
+                "{plan}"
+            );
         }
         let sizes = BlockPlan::Variable { max: 4096, seed: 7 }.sizes(1_000_000);
-        assert!(sizes.iter().any(|&n| n < 8) && sizes.iter().any(|&n| n > 2048), "variable sizes vary");
+        assert!(
+            sizes.iter().any(|&n| n < 8) && sizes.iter().any(|&n| n > 2048),
+            "variable sizes vary"
+        );
     }
 
     #[test]
@@ -323,8 +398,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.wav");
         let left: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.013).sin() * 0.7).collect();
-        let right: Vec<f32> = (0..5000).map(|i| if i == 7 { f32::MIN_POSITIVE / 8.0 } else { -(i as f32) * 1e-4 }).collect();
-        let audio = Audio { rate: 22_050, channels: vec![left, right] };
+        let right: Vec<f32> = (0..5000)
+            .map(|i| {
+                if i == 7 {
+                    f32::MIN_POSITIVE / 8.0
+                } else {
+                    -(i as f32) * 1e-4
+                }
+            })
+            .collect();
+        let audio = Audio {
+            rate: 22_050,
+            channels: vec![left, right],
+        };
         write_wav_f32(&path, &audio).unwrap();
         let back = decode(&path).unwrap();
         assert_eq!(back.rate, 22_050);
@@ -338,9 +424,16 @@ mod tests {
 
     #[test]
     fn resampling_keeps_the_duration() {
-        let audio = Audio { rate: 44_100, channels: vec![(0..44_100).map(|i| (i as f32 * 0.01).sin()).collect(); 2] };
+        let audio = Audio {
+            rate: 44_100,
+            channels: vec![(0..44_100).map(|i| (i as f32 * 0.01).sin()).collect(); 2],
+        };
         let out = audio.resampled(96_000).unwrap();
         assert_eq!(out.channels.len(), 2);
-        assert!((out.frames() as i64 - 96_000).abs() <= 2, "{}", out.frames());
+        assert!(
+            (out.frames() as i64 - 96_000).abs() <= 2,
+            "{}",
+            out.frames()
+        );
     }
 }

@@ -88,7 +88,13 @@ pub struct Playback {
 
 impl Playback {
     pub fn new(blocks: BlockPlan) -> Self {
-        Self { blocks, speed: None, reset_at: None, automation: None, linger: Duration::ZERO }
+        Self {
+            blocks,
+            speed: None,
+            reset_at: None,
+            automation: None,
+            linger: Duration::ZERO,
+        }
     }
 }
 
@@ -104,8 +110,15 @@ pub struct Automation {
 impl Automation {
     /// Automates every automatable parameter of `params`.
     pub fn all_automatable(params: &[ParamDesc], every_blocks: usize) -> Self {
-        let params = params.iter().filter(|p| p.automatable).map(|p| (p.id, p.min, p.max)).collect();
-        Self { params, every_blocks: every_blocks.max(1) }
+        let params = params
+            .iter()
+            .filter(|p| p.automatable)
+            .map(|p| (p.id, p.min, p.max))
+            .collect();
+        Self {
+            params,
+            every_blocks: every_blocks.max(1),
+        }
     }
 
     /// The value of parameter `(min, max)` at automation step `step`: a triangle sweep.
@@ -150,23 +163,46 @@ impl Host {
             );
         }
         // SAFETY: loading a plugin runs its code; this is what a host is for. The bundle is ours.
-        let entry = unsafe { PluginEntry::load(bundle) }.with_context(|| format!("loading {}", bundle.display()))?;
-        let factory = entry.get_plugin_factory().ok_or_else(|| anyhow!("{} has no plugin factory", bundle.display()))?;
+        let entry = unsafe { PluginEntry::load(bundle) }
+            .with_context(|| format!("loading {}", bundle.display()))?;
+        let factory = entry
+            .get_plugin_factory()
+            .ok_or_else(|| anyhow!("{} has no plugin factory", bundle.display()))?;
         let (id, name) = factory
             .plugin_descriptors()
             .filter_map(|d| {
                 let id = d.id()?.to_str().ok()?.to_owned();
-                let name = d.name().and_then(|n| n.to_str().ok()).unwrap_or("").to_owned();
+                let name = d
+                    .name()
+                    .and_then(|n| n.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
                 Some((id, name))
             })
             .find(|(id, _)| plugin_id.is_none_or(|want| want == id))
-            .ok_or_else(|| anyhow!("{} has no plugin {}", bundle.display(), plugin_id.unwrap_or("at all")))?;
-        let host_info = HostInfo::new("clap-test-host", "Moodscope", "https://example.invalid", "0.1.0")
-            .map_err(|e| anyhow!("host info: {e:?}"))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} has no plugin {}",
+                    bundle.display(),
+                    plugin_id.unwrap_or("at all")
+                )
+            })?;
+        let host_info = HostInfo::new(
+            "clap-test-host",
+            "Moodscope",
+            "https://example.invalid",
+            "0.1.0",
+        )
+        .map_err(|e| anyhow!("host info: {e:?}"))?;
         let c_id = CString::new(id.clone())?;
-        let instance =
-            PluginInstance::<TestHost>::new(|_| Shared::default(), |_| MainThread, &entry, &c_id, &host_info)
-                .map_err(|e| anyhow!("instantiating {id}: {e}"))?;
+        let instance = PluginInstance::<TestHost>::new(
+            |_| Shared::default(),
+            |_| MainThread,
+            &entry,
+            &c_id,
+            &host_info,
+        )
+        .map_err(|e| anyhow!("instantiating {id}: {e}"))?;
         let handle = instance.plugin_shared_handle();
         let params = handle.get_extension();
         let state = handle.get_extension();
@@ -174,7 +210,18 @@ impl Host {
         let audio_ports = handle.get_extension();
         let audio_ports_config = handle.get_extension();
         let latency = handle.get_extension();
-        Ok(Self { instance, entry, id, name, params, state, render, audio_ports, audio_ports_config, latency })
+        Ok(Self {
+            instance,
+            entry,
+            id,
+            name,
+            params,
+            state,
+            render,
+            audio_ports,
+            audio_ports_config,
+            latency,
+        })
     }
 
     pub fn entry(&self) -> &PluginEntry {
@@ -183,7 +230,9 @@ impl Host {
 
     /// Runs main-thread callbacks the plugin asked for.
     pub fn idle(&mut self) {
-        let requested = self.instance.access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst));
+        let requested = self
+            .instance
+            .access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst));
         if requested {
             self.instance.call_on_main_thread_callback();
         }
@@ -191,22 +240,29 @@ impl Host {
 
     /// Whether the plugin asked to be restarted (deactivated and activated again).
     pub fn take_restart_request(&mut self) -> bool {
-        self.instance.access_shared_handler(|s| s.restart_requested.swap(false, Ordering::SeqCst))
+        self.instance
+            .access_shared_handler(|s| s.restart_requested.swap(false, Ordering::SeqCst))
     }
 
     /// The plugin's parameters, with current values and their text.
     pub fn params(&mut self) -> Result<Vec<ParamDesc>> {
-        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let ext = self
+            .params
+            .ok_or_else(|| anyhow!("the plugin has no params extension"))?;
         let mut handle = self.instance.plugin_handle();
         let mut out = Vec::new();
         for index in 0..ext.count(&mut handle) {
             let mut buffer = ParamInfoBuffer::new();
-            let info = ext.get_info(&mut handle, index, &mut buffer).ok_or_else(|| anyhow!("no info for parameter {index}"))?;
+            let info = ext
+                .get_info(&mut handle, index, &mut buffer)
+                .ok_or_else(|| anyhow!("no info for parameter {index}"))?;
             let id = info.id;
             let name = String::from_utf8_lossy(info.name).into_owned();
             let flags = info.flags;
             let (min, max, default) = (info.min_value, info.max_value, info.default_value);
-            let value = ext.get_value(&mut handle, id).ok_or_else(|| anyhow!("no value for parameter {name}"))?;
+            let value = ext
+                .get_value(&mut handle, id)
+                .ok_or_else(|| anyhow!("no value for parameter {name}"))?;
             let mut text_of = |v: f64| {
                 let mut buffer = [0u8; 256];
                 ext.value_to_text(&mut handle, id, v, &mut buffer)
@@ -227,7 +283,8 @@ impl Host {
                 min_text,
                 max_text,
                 stepped: flags.contains(clack_extensions::params::ParamInfoFlags::IS_STEPPED),
-                automatable: flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
+                automatable: flags
+                    .contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
             });
         }
         Ok(out)
@@ -235,10 +292,17 @@ impl Host {
 
     /// Sets parameters (plain values) while the plugin is inactive, through `flush`.
     pub fn set_params(&mut self, values: &[(u32, f64)]) -> Result<()> {
-        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let ext = self
+            .params
+            .ok_or_else(|| anyhow!("the plugin has no params extension"))?;
         let mut events = EventBuffer::new();
         for &(id, value) in values {
-            events.push(&ParamValueEvent::new(0, ClapId::new(id), Pckn::match_all(), value));
+            events.push(&ParamValueEvent::new(
+                0,
+                ClapId::new(id),
+                Pckn::match_all(),
+                value,
+            ));
         }
         let mut output = EventBuffer::new();
         let mut handle = self
@@ -251,7 +315,9 @@ impl Host {
 
     /// The CLAP value the plugin gives a text (`"7.5 s"`, `"80 %"`, `"0.96 s"`) for a parameter.
     pub fn value_from_text(&mut self, id: u32, text: &str) -> Result<f64> {
-        let ext = self.params.ok_or_else(|| anyhow!("the plugin has no params extension"))?;
+        let ext = self
+            .params
+            .ok_or_else(|| anyhow!("the plugin has no params extension"))?;
         let c_text = CString::new(text)?;
         ext.text_to_value(&mut self.instance.plugin_handle(), ClapId::new(id), &c_text)
             .ok_or_else(|| anyhow!("the plugin does not understand `{text}` for parameter {id}"))
@@ -267,22 +333,35 @@ impl Host {
     }
 
     pub fn save_state(&mut self) -> Result<Vec<u8>> {
-        let ext = self.state.ok_or_else(|| anyhow!("the plugin has no state extension"))?;
+        let ext = self
+            .state
+            .ok_or_else(|| anyhow!("the plugin has no state extension"))?;
         let mut bytes = Vec::new();
-        ext.save(&mut self.instance.plugin_handle(), &mut bytes).map_err(|e| anyhow!("{e}"))?;
+        ext.save(&mut self.instance.plugin_handle(), &mut bytes)
+            .map_err(|e| anyhow!("{e}"))?;
         Ok(bytes)
     }
 
     pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
-        let ext = self.state.ok_or_else(|| anyhow!("the plugin has no state extension"))?;
-        ext.load(&mut self.instance.plugin_handle(), &mut &bytes[..]).map_err(|e| anyhow!("{e}"))
+        let ext = self
+            .state
+            .ok_or_else(|| anyhow!("the plugin has no state extension"))?;
+        ext.load(&mut self.instance.plugin_handle(), &mut &bytes[..])
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// Switches between real-time and offline rendering (before activation, as hosts do).
     pub fn set_offline(&mut self, offline: bool) -> Result<()> {
-        let ext = self.render.ok_or_else(|| anyhow!("the plugin has no render extension"))?;
-        let mode = if offline { RenderMode::Offline } else { RenderMode::Realtime };
-        ext.set(&mut self.instance.plugin_handle(), mode).map_err(|e| anyhow!("{e}"))
+        let ext = self
+            .render
+            .ok_or_else(|| anyhow!("the plugin has no render extension"))?;
+        let mode = if offline {
+            RenderMode::Offline
+        } else {
+            RenderMode::Realtime
+        };
+        ext.set(&mut self.instance.plugin_handle(), mode)
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// Selects the plugin's port configuration with `channels` channels on its main input and
@@ -291,7 +370,9 @@ impl Host {
         if self.main_port_channels()? == (channels, channels) {
             return Ok(());
         }
-        let ext = self.audio_ports_config.ok_or_else(|| anyhow!("the plugin has no audio-ports-config extension"))?;
+        let ext = self
+            .audio_ports_config
+            .ok_or_else(|| anyhow!("the plugin has no audio-ports-config extension"))?;
         let mut handle = self.instance.plugin_handle();
         let mut found = None;
         for index in 0..ext.count(&mut handle) {
@@ -305,8 +386,10 @@ impl Host {
                 }
             }
         }
-        let id = found.ok_or_else(|| anyhow!("the plugin offers no {channels}-channel port configuration"))?;
-        ext.select(&mut handle, id).map_err(|e| anyhow!("selecting the {channels}-channel configuration: {e:?}"))?;
+        let id = found
+            .ok_or_else(|| anyhow!("the plugin offers no {channels}-channel port configuration"))?;
+        ext.select(&mut handle, id)
+            .map_err(|e| anyhow!("selecting the {channels}-channel configuration: {e:?}"))?;
         let now = self.main_port_channels()?;
         if now != (channels, channels) {
             bail!("after selecting the {channels}-channel configuration the ports have {now:?} channels");
@@ -316,7 +399,9 @@ impl Host {
 
     /// Channel counts of the plugin's main input and output ports.
     pub fn main_port_channels(&mut self) -> Result<(u32, u32)> {
-        let ext = self.audio_ports.ok_or_else(|| anyhow!("the plugin has no audio-ports extension"))?;
+        let ext = self
+            .audio_ports
+            .ok_or_else(|| anyhow!("the plugin has no audio-ports extension"))?;
         let mut handle = self.instance.plugin_handle();
         let mut channels = [0u32; 2];
         for (slot, is_input) in channels.iter_mut().zip([true, false]) {
@@ -337,13 +422,19 @@ impl Host {
     }
 
     /// Activates at `rate` for blocks up to `max_block`; returns the audio processor.
-    pub fn activate(&mut self, rate: u32, max_block: usize) -> Result<StoppedPluginAudioProcessor<TestHost>> {
+    pub fn activate(
+        &mut self,
+        rate: u32,
+        max_block: usize,
+    ) -> Result<StoppedPluginAudioProcessor<TestHost>> {
         let config = PluginAudioConfiguration {
             sample_rate: rate as f64,
             min_frames_count: 1,
             max_frames_count: u32::try_from(max_block)?,
         };
-        self.instance.activate(|_, _| (), config).map_err(|e| anyhow!("activating at {rate} Hz: {e}"))
+        self.instance
+            .activate(|_, _| (), config)
+            .map_err(|e| anyhow!("activating at {rate} Hz: {e}"))
     }
 
     pub fn deactivate(&mut self, processor: StoppedPluginAudioProcessor<TestHost>) {
@@ -365,87 +456,104 @@ impl Host {
         let rate = input.rate as f64;
         let (processor, result) = std::thread::scope(|scope| {
             scope
-                .spawn(move || -> (StoppedPluginAudioProcessor<TestHost>, Result<Processed>) {
-                    let mut started = match processor.start_processing() {
-                        Ok(started) => started,
-                        Err(e) => {
-                            let message = format!("{e}");
-                            return (e.into_stopped_processor(), Err(anyhow!("start_processing: {message}")));
-                        }
-                    };
-                    let mut output = vec![vec![0.0f32; frames]; channels];
-                    let mut in_block = vec![vec![0.0f32; max_block]; channels];
-                    let mut out_block = vec![vec![0.0f32; max_block]; channels];
-                    let mut input_ports = AudioPorts::with_capacity(channels, 1);
-                    let mut output_ports = AudioPorts::with_capacity(channels, 1);
-                    let mut events = EventBuffer::with_capacity(64);
-                    let mut out_events = EventBuffer::with_capacity(64);
-                    let start = Instant::now();
-                    let mut max_process = Duration::ZERO;
-                    let mut at = 0usize;
-                    let mut steady = 0u64;
-                    for (index, &n) in sizes.iter().enumerate() {
-                        events.clear();
-                        if let Some(automation) = &playback.automation {
-                            if index % automation.every_blocks == 0 {
-                                let step = index / automation.every_blocks;
-                                for &(id, min, max) in &automation.params {
-                                    let value = Automation::value(step, min, max);
-                                    events.push(&ParamValueEvent::new(
-                                        0,
-                                        ClapId::new(id),
-                                        Pckn::match_all(),
-                                        value,
-                                    ));
+                .spawn(
+                    move || -> (StoppedPluginAudioProcessor<TestHost>, Result<Processed>) {
+                        let mut started = match processor.start_processing() {
+                            Ok(started) => started,
+                            Err(e) => {
+                                let message = format!("{e}");
+                                return (
+                                    e.into_stopped_processor(),
+                                    Err(anyhow!("start_processing: {message}")),
+                                );
+                            }
+                        };
+                        let mut output = vec![vec![0.0f32; frames]; channels];
+                        let mut in_block = vec![vec![0.0f32; max_block]; channels];
+                        let mut out_block = vec![vec![0.0f32; max_block]; channels];
+                        let mut input_ports = AudioPorts::with_capacity(channels, 1);
+                        let mut output_ports = AudioPorts::with_capacity(channels, 1);
+                        let mut events = EventBuffer::with_capacity(64);
+                        let mut out_events = EventBuffer::with_capacity(64);
+                        let start = Instant::now();
+                        let mut max_process = Duration::ZERO;
+                        let mut at = 0usize;
+                        let mut steady = 0u64;
+                        for (index, &n) in sizes.iter().enumerate() {
+                            events.clear();
+                            if let Some(automation) = &playback.automation {
+                                if index % automation.every_blocks == 0 {
+                                    let step = index / automation.every_blocks;
+                                    for &(id, min, max) in &automation.params {
+                                        let value = Automation::value(step, min, max);
+                                        events.push(&ParamValueEvent::new(
+                                            0,
+                                            ClapId::new(id),
+                                            Pckn::match_all(),
+                                            value,
+                                        ));
+                                    }
                                 }
                             }
-                        }
-                        if let Some(speed) = playback.speed {
-                            let due = Duration::from_secs_f64(at as f64 / rate / speed);
-                            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                                std::thread::sleep(wait);
+                            if let Some(speed) = playback.speed {
+                                let due = Duration::from_secs_f64(at as f64 / rate / speed);
+                                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                                    std::thread::sleep(wait);
+                                }
                             }
+                            if playback.reset_at.is_some_and(|r| r >= at && r < at + n) {
+                                started.reset();
+                            }
+                            for (b, c) in in_block.iter_mut().zip(&input.channels) {
+                                b[..n].copy_from_slice(&c[at..at + n]);
+                            }
+                            let audio_in = input_ports.with_input_buffers([AudioPortBuffer {
+                                latency: 0,
+                                channels: AudioPortBufferType::f32_input_only(
+                                    in_block
+                                        .iter_mut()
+                                        .map(|b| InputChannel::variable(&mut b[..n])),
+                                ),
+                            }]);
+                            let mut audio_out =
+                                output_ports.with_output_buffers([AudioPortBuffer {
+                                    latency: 0,
+                                    channels: AudioPortBufferType::f32_output_only(
+                                        out_block.iter_mut().map(|b| &mut b[..n]),
+                                    ),
+                                }]);
+                            out_events.clear();
+                            let t = Instant::now();
+                            let status = started.process(
+                                &audio_in,
+                                &mut audio_out,
+                                &events.as_input(),
+                                &mut out_events.as_output(),
+                                Some(steady),
+                                None,
+                            );
+                            max_process = max_process.max(t.elapsed());
+                            if let Err(e) = status {
+                                let message = format!("process() at frame {at}: {e}");
+                                return (started.stop_processing(), Err(anyhow!(message)));
+                            }
+                            for (o, b) in output.iter_mut().zip(&out_block) {
+                                o[at..at + n].copy_from_slice(&b[..n]);
+                            }
+                            at += n;
+                            steady += n as u64;
                         }
-                        if playback.reset_at.is_some_and(|r| r >= at && r < at + n) {
-                            started.reset();
-                        }
-                        for (b, c) in in_block.iter_mut().zip(&input.channels) {
-                            b[..n].copy_from_slice(&c[at..at + n]);
-                        }
-                        let audio_in = input_ports.with_input_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_input_only(
-                                in_block.iter_mut().map(|b| InputChannel::variable(&mut b[..n])),
-                            ),
-                        }]);
-                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_output_only(out_block.iter_mut().map(|b| &mut b[..n])),
-                        }]);
-                        out_events.clear();
-                        let t = Instant::now();
-                        let status = started.process(
-                            &audio_in,
-                            &mut audio_out,
-                            &events.as_input(),
-                            &mut out_events.as_output(),
-                            Some(steady),
-                            None,
-                        );
-                        max_process = max_process.max(t.elapsed());
-                        if let Err(e) = status {
-                            let message = format!("process() at frame {at}: {e}");
-                            return (started.stop_processing(), Err(anyhow!(message)));
-                        }
-                        for (o, b) in output.iter_mut().zip(&out_block) {
-                            o[at..at + n].copy_from_slice(&b[..n]);
-                        }
-                        at += n;
-                        steady += n as u64;
-                    }
-                    std::thread::sleep(playback.linger);
-                    (started.stop_processing(), Ok(Processed { output, blocks: sizes.len(), max_process }))
-                })
+                        std::thread::sleep(playback.linger);
+                        (
+                            started.stop_processing(),
+                            Ok(Processed {
+                                output,
+                                blocks: sizes.len(),
+                                max_process,
+                            }),
+                        )
+                    },
+                )
                 .join()
                 .map_err(|_| anyhow!("the audio thread panicked"))
         })
@@ -476,5 +584,9 @@ pub fn compare_passthrough(input: &Audio, output: &[Vec<f32>]) -> Passthrough {
         }
         mismatches += i.len().abs_diff(o.len());
     }
-    Passthrough { bit_exact: mismatches == 0 && input.channels.len() == output.len(), mismatches, first_mismatch }
+    Passthrough {
+        bit_exact: mismatches == 0 && input.channels.len() == output.len(),
+        mismatches,
+        first_mismatch,
+    }
 }

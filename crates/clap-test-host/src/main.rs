@@ -9,7 +9,10 @@ use clap_test_host::audio::BlockPlan;
 use clap_test_host::scenario::{self, Scenario, Source};
 
 #[derive(Parser)]
-#[command(version, about = "A small CLAP host that tests a plugin with real audio")]
+#[command(
+    version,
+    about = "A small CLAP host that tests a plugin with real audio"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,7 +91,9 @@ struct RunArgs {
 }
 
 fn parse_assignment(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=TEXT"))?;
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=TEXT"))?;
     Ok((name.to_owned(), value.to_owned()))
 }
 
@@ -100,7 +105,10 @@ fn main() -> ExitCode {
     }
     let source = match (&args.input, args.silence) {
         (Some(path), _) => Source::File(path.clone()),
-        (None, Some(seconds)) => Source::Silence { rate: args.rates[0], seconds },
+        (None, Some(seconds)) => Source::Silence {
+            rate: args.rates[0],
+            seconds,
+        },
         (None, None) => {
             eprintln!("error: give --input FILE or --silence SECONDS");
             return ExitCode::from(2);

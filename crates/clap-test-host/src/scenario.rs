@@ -205,15 +205,25 @@ pub fn run(s: &Scenario) -> Result<Report> {
             max_process_micros: processed.max_process.as_micros(),
         });
     }
-    let automation = if s.automate { Some(Automation::all_automatable(&params, 4)) } else { None };
+    let automation = if s.automate {
+        Some(Automation::all_automatable(&params, 4))
+    } else {
+        None
+    };
     let mut passes = Vec::new();
     for &rate in &s.rates {
-        let mut input = source.clone().resampled(rate).with_context(|| format!("resampling to {rate} Hz"))?;
+        let mut input = source
+            .clone()
+            .resampled(rate)
+            .with_context(|| format!("resampling to {rate} Hz"))?;
         if s.then_silence > 0.0 {
             input.append(&Audio::silence(rate, s.channels, s.then_silence))?;
         }
         if let Some(at) = s.faults_at {
-            faults = audio::inject_faults(&mut input, at).into_iter().map(|(n, r)| (n, (r.start, r.end))).collect();
+            faults = audio::inject_faults(&mut input, at)
+                .into_iter()
+                .map(|(n, r)| (n, (r.start, r.end)))
+                .collect();
         }
         let processor = host.activate(rate, s.blocks.max_block())?;
         let latency = host.latency();
@@ -248,7 +258,11 @@ pub fn run(s: &Scenario) -> Result<Report> {
         // No log: the analysis never ran (e.g. models missing); the test reading it decides.
         Some(path) if path.exists() => {
             let log = window_log::read(path)?;
-            Some(Published { labels: log.labels, windows: log.rows.len(), last: log.rows.last().cloned() })
+            Some(Published {
+                labels: log.labels,
+                windows: log.rows.len(),
+                last: log.rows.last().cloned(),
+            })
         }
         _ => None,
     };

@@ -30,18 +30,29 @@ pub struct WindowLog {
 }
 
 pub fn read(path: &Path) -> Result<WindowLog> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading window log {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading window log {}", path.display()))?;
     parse(&text).with_context(|| format!("window log {}", path.display()))
 }
 
 pub fn parse(text: &str) -> Result<WindowLog> {
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or_else(|| anyhow!("empty"))?.split(',').collect();
-    let labels: Vec<String> =
-        header.iter().filter_map(|h| h.strip_prefix("raw_")).filter(|h| *h != "presence").map(str::to_owned).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| anyhow!("empty"))?
+        .split(',')
+        .collect();
+    let labels: Vec<String> = header
+        .iter()
+        .filter_map(|h| h.strip_prefix("raw_"))
+        .filter(|h| *h != "presence")
+        .map(str::to_owned)
+        .collect();
     let k = labels.len();
     let expected = 4 + k + 5 + k;
-    if header.len() != expected || header[..4] != ["window", "start_seconds", "end_seconds", "raw_presence"] {
+    if header.len() != expected
+        || header[..4] != ["window", "start_seconds", "end_seconds", "raw_presence"]
+    {
         bail!("unexpected header {header:?}");
     }
     let mut rows = Vec::new();
@@ -50,9 +61,15 @@ pub fn parse(text: &str) -> Result<WindowLog> {
         if f.len() != expected {
             bail!("line {} has {} fields, not {expected}", n + 2, f.len());
         }
-        let num = |i: usize| -> Result<f64> { f[i].parse::<f64>().map_err(|e| anyhow!("line {} field {i}: {e}", n + 2)) };
+        let num = |i: usize| -> Result<f64> {
+            f[i].parse::<f64>()
+                .map_err(|e| anyhow!("line {} field {i}: {e}", n + 2))
+        };
         let f32s = |from: usize| -> Result<Vec<f32>> {
-            f[from..from + k].iter().map(|v| v.parse::<f32>().map_err(|e| anyhow!("line {}: {e}", n + 2))).collect()
+            f[from..from + k]
+                .iter()
+                .map(|v| v.parse::<f32>().map_err(|e| anyhow!("line {}: {e}", n + 2)))
+                .collect()
         };
         let at = 4 + k;
         rows.push(WindowRow {
@@ -64,7 +81,11 @@ pub fn parse(text: &str) -> Result<WindowLog> {
             sequence: f[at].parse()?,
             audio_end_seconds: num(at + 1)?,
             presence: f[at + 2].parse()?,
-            dominant: if f[at + 3].is_empty() { None } else { Some(f[at + 3].parse()?) },
+            dominant: if f[at + 3].is_empty() {
+                None
+            } else {
+                Some(f[at + 3].parse()?)
+            },
             confidence: f[at + 4].parse()?,
             probabilities: f32s(at + 5)?,
         });

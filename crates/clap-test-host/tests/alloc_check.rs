@@ -14,7 +14,10 @@ mod common;
 use common::*;
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("moodscope-alloc-").tempdir().expect("temporary folder")
+    tempfile::Builder::new()
+        .prefix("moodscope-alloc-")
+        .tempdir()
+        .expect("temporary folder")
 }
 
 #[test]
@@ -24,17 +27,69 @@ fn real_time_processing_never_allocates() {
     let (stereo, _) = excerpt(dir.path(), MUSIC, 30.0, 6.0, None, 2);
     let (mono, _) = excerpt(dir.path(), OTHER_MUSIC, 5.0, 6.0, None, 1);
     let runs: [(&std::path::Path, &[&str]); 4] = [
-        (&stereo, &["--block", "1", "--rate", "44100", "--seconds", "3", "--automate", "--reset-at", "1.5"]),
         (
             &stereo,
-            &["--block", "512", "--rate", "48000", "--rate", "96000", "--flaps", "4", "--automate", "--reset-at", "2", "--faults-at", "1"],
+            &[
+                "--block",
+                "1",
+                "--rate",
+                "44100",
+                "--seconds",
+                "3",
+                "--automate",
+                "--reset-at",
+                "1.5",
+            ],
         ),
-        (&stereo, &["--block", "8192", "--rate", "192000", "--rate", "22050", "--speed", "4", "--linger", "0.3"]),
-        (&mono, &["--channels", "1", "--block", "variable:8192", "--rate", "44100", "--automate", "--faults-at", "0.5", "--flaps", "3"]),
+        (
+            &stereo,
+            &[
+                "--block",
+                "512",
+                "--rate",
+                "48000",
+                "--rate",
+                "96000",
+                "--flaps",
+                "4",
+                "--automate",
+                "--reset-at",
+                "2",
+                "--faults-at",
+                "1",
+            ],
+        ),
+        (
+            &stereo,
+            &[
+                "--block", "8192", "--rate", "192000", "--rate", "22050", "--speed", "4",
+                "--linger", "0.3",
+            ],
+        ),
+        (
+            &mono,
+            &[
+                "--channels",
+                "1",
+                "--block",
+                "variable:8192",
+                "--rate",
+                "44100",
+                "--automate",
+                "--faults-at",
+                "0.5",
+                "--flaps",
+                "3",
+            ],
+        ),
     ];
     for (input, args) in runs {
         let log = dir.path().join("windows.csv");
-        let report = HostRun::new(&plugin, input).args(args.iter().copied()).window_log(&log).run().report();
+        let report = HostRun::new(&plugin, input)
+            .args(args.iter().copied())
+            .window_log(&log)
+            .run()
+            .report();
         assert_clean_passes(&report, &format!("assert_process_allocs, {args:?}"));
     }
 }
@@ -46,20 +101,39 @@ fn offline_rendering_and_missing_models_never_allocate_where_they_must_not() {
     let (stereo, _) = excerpt(dir.path(), MUSIC, 30.0, 4.0, None, 2);
     let log = dir.path().join("offline.csv");
     let report = HostRun::new(&plugin, &stereo)
-        .args(["--offline", "--block", "variable:4096", "--automate", "--reset-at", "1"])
+        .args([
+            "--offline",
+            "--block",
+            "variable:4096",
+            "--automate",
+            "--reset-at",
+            "1",
+        ])
         .window_log(&log)
         .run()
         .report();
     assert_clean_passes(&report, "assert_process_allocs, offline");
     let windows = read_log(&log);
     assert_sane_moods(&windows, "assert_process_allocs, offline");
-    assert!(windows.rows.len() >= 3, "{} windows after the reset at 1 s of 4 s", windows.rows.len());
+    assert!(
+        windows.rows.len() >= 3,
+        "{} windows after the reset at 1 s of 4 s",
+        windows.rows.len()
+    );
 
     let empty = dir.path().join("no-models");
     std::fs::create_dir(&empty).unwrap();
     let report = HostRun::new(&plugin, &stereo)
         .models(&empty)
-        .args(["--block", "256", "--rate", "48000", "--flaps", "2", "--automate"])
+        .args([
+            "--block",
+            "256",
+            "--rate",
+            "48000",
+            "--flaps",
+            "2",
+            "--automate",
+        ])
         .run()
         .report();
     assert_clean_passes(&report, "assert_process_allocs, no models");
@@ -75,19 +149,27 @@ fn a_panicking_worker_is_caught_and_restarted() {
     // in real time, so that this debug build's worker keeps up even beside other tests.
     let outcome = HostRun::new(&plugin, &stereo)
         .env("MOODSCOPE_DEBUG_WORKER_PANICS", "1")
-        .args(["--rate", "48000", "--block", "512", "--speed", "1", "--linger", "1.5"])
+        .args([
+            "--rate", "48000", "--block", "512", "--speed", "1", "--linger", "1.5",
+        ])
         .window_log(&log)
         .run();
     let report = outcome.report();
     assert_clean_passes(&report, "a panicking worker");
     assert!(
-        outcome.stderr.contains("injected by MOODSCOPE_DEBUG_WORKER_PANICS"),
+        outcome
+            .stderr
+            .contains("injected by MOODSCOPE_DEBUG_WORKER_PANICS"),
         "the panic should be reported in the status; stderr:\n{}",
         outcome.stderr
     );
     let windows = read_log(&log);
     assert_sane_moods(&windows, "after a worker panic");
-    assert!(windows.rows.len() >= 4, "the analysis restarted: {} windows", windows.rows.len());
+    assert!(
+        windows.rows.len() >= 4,
+        "the analysis restarted: {} windows",
+        windows.rows.len()
+    );
     // The audio that passed while the analysis was down still counts in the published
     // timestamps (host-stream time): the last window ends within a hop of the stream's end.
     let last = windows.rows.last().unwrap();

@@ -29,7 +29,10 @@ use moodscope::engine::{Analyser, AnalyserConfig, HeadChoice, Smoother, WindowRe
 use moodscope::models::ModelDir;
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("moodscope-host-").tempdir().expect("temporary folder")
+    tempfile::Builder::new()
+        .prefix("moodscope-host-")
+        .tempdir()
+        .expect("temporary folder")
 }
 
 #[test]
@@ -37,11 +40,17 @@ fn a_missing_bundle_is_reported_with_the_command_that_builds_it() {
     let dir = tempdir();
     let missing = dir.path().join("Nothing.clap");
     let wav = dir.path().join("x.wav");
-    clap_test_host::audio::write_wav_f32(&wav, &clap_test_host::audio::Audio::silence(44_100, 2, 0.1)).unwrap();
+    clap_test_host::audio::write_wav_f32(
+        &wav,
+        &clap_test_host::audio::Audio::silence(44_100, 2, 0.1),
+    )
+    .unwrap();
     let outcome = HostRun::new(&missing, &wav).run();
     assert!(!outcome.status.success());
     assert!(
-        outcome.stderr.contains("cargo xtask bundle moodscope --release"),
+        outcome
+            .stderr
+            .contains("cargo xtask bundle moodscope --release"),
         "stderr: {}",
         outcome.stderr
     );
@@ -55,7 +64,10 @@ fn stereo_music_in_single_sample_blocks_passes_bit_exact() {
     let dir = tempdir();
     let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 6.0, None, 2);
     for rate in ["44100", "22050"] {
-        let report = HostRun::new(&release_clap(), &wav).args(["--rate", rate, "--block", "1"]).run().report();
+        let report = HostRun::new(&release_clap(), &wav)
+            .args(["--rate", rate, "--block", "1"])
+            .run()
+            .report();
         assert_clean_passes(&report, &format!("block 1 at {rate} Hz"));
         let pass = &report.passes[0];
         assert_eq!(pass.blocks, pass.frames, "one process() call per sample");
@@ -73,8 +85,22 @@ fn rate_changes_and_repeated_activation_pass_bit_exact() {
     // starts 1.5 s after its activation (the worker loads the model meanwhile) and is paced at
     // 6x real time, so that the worker keeps up.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--rate", "48000", "--rate", "22050", "--rate", "96000", "--rate", "192000", "--rate", "44100"])
-        .args(["--block", "512", "--flaps", "8", "--speed", "6", "--preroll", "1.5", "--linger", "0.5"])
+        .args([
+            "--rate", "48000", "--rate", "22050", "--rate", "96000", "--rate", "192000", "--rate",
+            "44100",
+        ])
+        .args([
+            "--block",
+            "512",
+            "--flaps",
+            "8",
+            "--speed",
+            "6",
+            "--preroll",
+            "1.5",
+            "--linger",
+            "0.5",
+        ])
         .window_log(&log_path)
         .run()
         .report();
@@ -84,7 +110,12 @@ fn rate_changes_and_repeated_activation_pass_bit_exact() {
     assert_eq!(rates, [48_000, 22_050, 96_000, 192_000, 44_100]);
     for pass in &report.passes {
         let expected = 8.0 * pass.rate as f64;
-        assert!((pass.frames as f64 - expected).abs() < 0.01 * expected, "{} frames at {} Hz", pass.frames, pass.rate);
+        assert!(
+            (pass.frames as f64 - expected).abs() < 0.01 * expected,
+            "{} frames at {} Hz",
+            pass.frames,
+            pass.rate
+        );
     }
     // After all those re-initialisations the analysis of the last activation (44.1 kHz, the
     // file's own rate) starts cleanly from the stream's start: its windows are those of
@@ -93,17 +124,29 @@ fn rate_changes_and_repeated_activation_pass_bit_exact() {
     let log = read_log(&log_path);
     assert_sane_moods(&log, "after rate changes");
     let (_, readings, _) = analyze_like_the_cli(&wav);
-    assert!(log.rows.len() + 2 >= readings.len(), "{} of {} windows analysed in real time", log.rows.len(), readings.len());
+    assert!(
+        log.rows.len() + 2 >= readings.len(),
+        "{} of {} windows analysed in real time",
+        log.rows.len(),
+        readings.len()
+    );
     for (row, reading) in log.rows.iter().zip(&readings) {
-        assert_eq!((row.window, row.start_seconds, row.end_seconds), (reading.index, reading.start_seconds, reading.end_seconds));
+        assert_eq!(
+            (row.window, row.start_seconds, row.end_seconds),
+            (reading.index, reading.start_seconds, reading.end_seconds)
+        );
         assert!(
-            same_bits(&row.raw, &reading.probabilities) && row.raw_presence.to_bits() == reading.presence.to_bits(),
+            same_bits(&row.raw, &reading.probabilities)
+                && row.raw_presence.to_bits() == reading.presence.to_bits(),
             "window {} after rate changes: real time {:?}, analyze {:?}",
             row.window,
             row.raw,
             reading.probabilities
         );
-        assert_eq!(row.audio_end_seconds, row.end_seconds, "no audio dropped at 6x real time");
+        assert_eq!(
+            row.audio_end_seconds, row.end_seconds,
+            "no audio dropped at 6x real time"
+        );
     }
 }
 
@@ -112,7 +155,16 @@ fn mono_music_in_8192_sample_blocks_passes_bit_exact() {
     let dir = tempdir();
     let (wav, _) = excerpt(dir.path(), OTHER_MUSIC, 5.0, 10.0, None, 1);
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--channels", "1", "--block", "8192", "--rate", "22050", "--rate", "96000"])
+        .args([
+            "--channels",
+            "1",
+            "--block",
+            "8192",
+            "--rate",
+            "22050",
+            "--rate",
+            "96000",
+        ])
         .run()
         .report();
     assert_clean_passes(&report, "mono, 8192-sample blocks");
@@ -125,13 +177,25 @@ fn variable_blocks_with_automation_and_a_reset_pass_bit_exact() {
     let (wav, _) = excerpt(dir.path(), MUSIC, 40.0, 10.0, None, 2);
     for channels in ["2", "1"] {
         let report = HostRun::new(&release_clap(), &wav)
-            .args(["--channels", channels, "--block", "variable:8192", "--rate", "48000", "--rate", "44100"])
+            .args([
+                "--channels",
+                channels,
+                "--block",
+                "variable:8192",
+                "--rate",
+                "48000",
+                "--rate",
+                "44100",
+            ])
             .args(["--automate", "--reset-at", "4.0"])
             .run()
             .report();
         assert_clean_passes(&report, &format!("{channels} channel(s), variable blocks"));
         for pass in &report.passes {
-            assert!(pass.blocks > pass.frames / 8192, "variable sizes, not all maximal");
+            assert!(
+                pass.blocks > pass.frames / 8192,
+                "variable sizes, not all maximal"
+            );
         }
     }
 }
@@ -147,28 +211,59 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
     assert_eq!(report.plugin_id, "org.moodscope.moodscope");
     assert_eq!(report.plugin_name, "Moodscope");
     let by_name = |name: &str| {
-        report.params.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parameter {name}: {:?}", report.params))
+        report
+            .params
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no parameter {name}: {:?}", report.params))
     };
     let names: Vec<&str> = report.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["Smoothing", "Sensitivity", "Window hop", "Backbone", "Head"]);
+    assert_eq!(
+        names,
+        ["Smoothing", "Sensitivity", "Window hop", "Backbone", "Head"]
+    );
 
     // nice-plug shows continuous parameters to CLAP hosts normalized (0–1, skewed for the
     // smoothing); the plugin's texts say what the values mean.
     let smoothing = by_name("Smoothing");
     assert_eq!((smoothing.min, smoothing.max), (0.0, 1.0));
-    assert_eq!((smoothing.min_text.as_str(), smoothing.text.as_str(), smoothing.max_text.as_str()), ("0.00 s", "2.00 s", "30.00 s"));
+    assert_eq!(
+        (
+            smoothing.min_text.as_str(),
+            smoothing.text.as_str(),
+            smoothing.max_text.as_str()
+        ),
+        ("0.00 s", "2.00 s", "30.00 s")
+    );
     assert_eq!(smoothing.default, smoothing.value);
     assert!(smoothing.automatable && !smoothing.stepped);
 
     let sensitivity = by_name("Sensitivity");
-    assert_eq!((sensitivity.min, sensitivity.max, sensitivity.default), (0.0, 1.0, 0.5));
-    assert_eq!((sensitivity.min_text.as_str(), sensitivity.text.as_str(), sensitivity.max_text.as_str()), ("0 %", "50 %", "100 %"));
+    assert_eq!(
+        (sensitivity.min, sensitivity.max, sensitivity.default),
+        (0.0, 1.0, 0.5)
+    );
+    assert_eq!(
+        (
+            sensitivity.min_text.as_str(),
+            sensitivity.text.as_str(),
+            sensitivity.max_text.as_str()
+        ),
+        ("0 %", "50 %", "100 %")
+    );
     assert!(sensitivity.automatable);
 
-    for (name, steps, text) in [("Window hop", 3.0, "Backbone's own"), ("Backbone", 1.0, "YAMNet"), ("Head", 1.0, "Default")] {
+    for (name, steps, text) in [
+        ("Window hop", 3.0, "Backbone's own"),
+        ("Backbone", 1.0, "YAMNet"),
+        ("Head", 1.0, "Default"),
+    ] {
         let p = by_name(name);
         assert!(p.stepped, "{name} is a choice");
-        assert!(!p.automatable, "{name} rebuilds the analysis: not automatable");
+        assert!(
+            !p.automatable,
+            "{name} rebuilds the analysis: not automatable"
+        );
         assert_eq!((p.min, p.max, p.default), (0.0, steps, 0.0), "{name}");
         assert_eq!(p.text, text, "{name}");
     }
@@ -185,16 +280,36 @@ fn state_round_trips_and_the_restored_settings_are_used() {
     // Set, save, load into a fresh instance (which must report the same parameters and save the
     // same state), then play through the fresh one.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--set", "Smoothing=7.5 s", "--set", "Sensitivity=80 %", "--set", "Window hop=0.96 s"])
+        .args([
+            "--set",
+            "Smoothing=7.5 s",
+            "--set",
+            "Sensitivity=80 %",
+            "--set",
+            "Window hop=0.96 s",
+        ])
         .args(["--state-roundtrip", "--speed", "8", "--linger", "0.5"])
         .window_log(&log)
         .run()
         .report();
     let state = report.state.as_ref().expect("state report");
     assert!(state.bytes > 0);
-    assert!(state.params_restored, "the fresh instance's parameters differ from the saved ones");
-    assert!(state.resaved_identical, "the fresh instance saves a different state than it loaded");
-    let value = |name: &str| report.params.iter().find(|p| p.name == name).unwrap().clone();
+    assert!(
+        state.params_restored,
+        "the fresh instance's parameters differ from the saved ones"
+    );
+    assert!(
+        state.resaved_identical,
+        "the fresh instance saves a different state than it loaded"
+    );
+    let value = |name: &str| {
+        report
+            .params
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(value("Smoothing").text, "7.50 s");
     assert!((value("Sensitivity").value - 0.8).abs() < 1e-6);
     assert_eq!(value("Sensitivity").text, "80 %");
@@ -207,7 +322,10 @@ fn state_round_trips_and_the_restored_settings_are_used() {
     assert!(log.rows.len() >= 4, "{} windows", log.rows.len());
     for pair in log.rows.windows(2) {
         let hop = pair[1].start_seconds - pair[0].start_seconds;
-        assert!((hop - 0.96).abs() < 1e-9, "hop {hop} s, want the restored 0.96 s");
+        assert!(
+            (hop - 0.96).abs() < 1e-9,
+            "hop {hop} s, want the restored 0.96 s"
+        );
     }
     // And the restored smoothing: 7.5 s with sensitivity 0.8 (presence threshold 0.12).
     check_smoothing(&log, 7.5, 0.8, 0.96);
@@ -216,7 +334,10 @@ fn state_round_trips_and_the_restored_settings_are_used() {
 /// The published values are the raw readings smoothed with these settings (replayed with the
 /// engine's own smoother: equal bit for bit).
 fn check_smoothing(log: &WindowLog, time_constant: f32, sensitivity: f32, hop_seconds: f64) {
-    let mut smoother = Smoother::new(moodscope::plugin::params::smoothing_settings(time_constant, sensitivity));
+    let mut smoother = Smoother::new(moodscope::plugin::params::smoothing_settings(
+        time_constant,
+        sensitivity,
+    ));
     for row in &log.rows {
         let state = smoother.update(&reading_of(row), hop_seconds);
         assert!(
@@ -253,7 +374,16 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
     // Real time, paced at 3x (so the worker never falls behind) after a 1.5 s pre-roll (the
     // model loads), then 8 s of digital silence.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--rate", "48000", "--block", "512", "--then-silence", "8", "--speed", "3"])
+        .args([
+            "--rate",
+            "48000",
+            "--block",
+            "512",
+            "--then-silence",
+            "8",
+            "--speed",
+            "3",
+        ])
         .args(["--preroll", "1.5", "--linger", "1.0"])
         .window_log(&log_path)
         .run()
@@ -262,7 +392,11 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
     let log = read_log(&log_path);
     assert_sane_moods(&log, "music then silence");
     // 20 s of audio, a window every 0.48 s: all but the last (cut off by the deactivation).
-    assert!(log.rows.len() >= 38, "{} windows for 20 s of audio", log.rows.len());
+    assert!(
+        log.rows.len() >= 38,
+        "{} windows for 20 s of audio",
+        log.rows.len()
+    );
     for row in &log.rows {
         assert!(
             (row.audio_end_seconds - row.end_seconds).abs() < 1e-9,
@@ -273,24 +407,56 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
         );
     }
     let music: Vec<&WindowRow> = log.rows.iter().filter(|r| r.end_seconds <= 12.0).collect();
-    let silence: Vec<&WindowRow> = log.rows.iter().filter(|r| r.start_seconds >= 12.1).collect();
-    assert!(music.len() >= 20 && silence.len() >= 10, "{} music, {} silence windows", music.len(), silence.len());
+    let silence: Vec<&WindowRow> = log
+        .rows
+        .iter()
+        .filter(|r| r.start_seconds >= 12.1)
+        .collect();
+    assert!(
+        music.len() >= 20 && silence.len() >= 10,
+        "{} music, {} silence windows",
+        music.len(),
+        silence.len()
+    );
     let mean_presence = music.iter().map(|r| r.raw_presence).sum::<f32>() / music.len() as f32;
-    assert!(mean_presence > 0.6, "mean music presence {mean_presence} on music");
+    assert!(
+        mean_presence > 0.6,
+        "mean music presence {mean_presence} on music"
+    );
     let last_music = music.last().unwrap();
-    assert!(last_music.presence > 0.5, "smoothed presence {} after 12 s of music", last_music.presence);
+    assert!(
+        last_music.presence > 0.5,
+        "smoothed presence {} after 12 s of music",
+        last_music.presence
+    );
     assert!(last_music.dominant.is_some(), "a dominant mood on music");
     for row in &silence {
-        assert!(row.raw_presence < 0.05, "window {} of silence: presence {}", row.window, row.raw_presence);
+        assert!(
+            row.raw_presence < 0.05,
+            "window {} of silence: presence {}",
+            row.window,
+            row.raw_presence
+        );
     }
     // Smoothed presence falls through the silence and the mood relaxes to "no music".
     for pair in silence.windows(2) {
-        assert!(pair[1].presence < pair[0].presence, "presence must fall on silence");
+        assert!(
+            pair[1].presence < pair[0].presence,
+            "presence must fall on silence"
+        );
     }
     let last = log.rows.last().unwrap();
-    assert!(last.presence < 0.1, "smoothed presence {} after 7 s of silence", last.presence);
+    assert!(
+        last.presence < 0.1,
+        "smoothed presence {} after 7 s of silence",
+        last.presence
+    );
     assert_eq!(last.dominant, None, "no dominant mood on silence");
-    assert!(last.probabilities.iter().all(|p| (p - 0.25).abs() < 0.1), "moods relax: {:?}", last.probabilities);
+    assert!(
+        last.probabilities.iter().all(|p| (p - 0.25).abs() < 0.1),
+        "moods relax: {:?}",
+        last.probabilities
+    );
     // What the window log says is what was published: default smoothing (2 s, 50 %).
     check_smoothing(&log, 2.0, 0.5, 0.48);
     let published = report.published.expect("published");
@@ -305,7 +471,12 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
 fn analyze_like_the_cli(path: &Path) -> (Vec<String>, Vec<WindowReading>, u32) {
     let mut reader = AudioReader::open(path).expect("opening the excerpt");
     let rate = reader.sample_rate();
-    let config = AnalyserConfig { input_rate: rate, backbone: BackboneKind::Yamnet, head: HeadChoice::Default, hop_frames: None };
+    let config = AnalyserConfig {
+        input_rate: rate,
+        backbone: BackboneKind::Yamnet,
+        head: HeadChoice::Default,
+        hop_frames: None,
+    };
     let mut analyser = Analyser::new(config, &ModelDir::new(models())).expect("loading YAMNet");
     analyser.set_threads(2);
     let block_len = rate as usize * 8;
@@ -329,7 +500,8 @@ fn analyze_like_the_cli(path: &Path) -> (Vec<String>, Vec<WindowReading>, u32) {
 /// (`cargo test --workspace --features moodscope/cli` builds one); `None` otherwise.
 fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
     let root = workspace_root();
-    let newest_source = newest_mtime(&root.join("src"))?.max(newest_mtime(&root.join("Cargo.lock"))?);
+    let newest_source =
+        newest_mtime(&root.join("src"))?.max(newest_mtime(&root.join("Cargo.lock"))?);
     let binary = ["debug", "release"]
         .iter()
         .map(|p| target_dir().join(p).join("moodscope"))
@@ -341,7 +513,12 @@ fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
         .arg(path)
         .output()
         .expect("running moodscope analyze");
-    assert!(output.status.success(), "{} analyze failed: {}", binary.display(), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{} analyze failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     let mut rows = Vec::new();
     for line in text.lines().skip(1) {
@@ -349,7 +526,12 @@ fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
         let f: Vec<&str> = line.split(',').collect();
         assert_eq!(f.len(), 9, "unexpected CSV line {line}");
         let probabilities = f[3..7].iter().map(|v| v.parse::<f32>().unwrap()).collect();
-        rows.push((f[1].parse().unwrap(), f[2].parse().unwrap(), probabilities, f[8].parse().unwrap()));
+        rows.push((
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            probabilities,
+            f[8].parse().unwrap(),
+        ));
     }
     eprintln!("compared with {} as well", binary.display());
     Some(rows)
@@ -358,7 +540,11 @@ fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
 fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_dir() {
-        std::fs::read_dir(path).ok()?.flatten().filter_map(|e| newest_mtime(&e.path())).max()
+        std::fs::read_dir(path)
+            .ok()?
+            .flatten()
+            .filter_map(|e| newest_mtime(&e.path()))
+            .max()
     } else {
         meta.modified().ok()
     }
@@ -367,12 +553,21 @@ fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
 fn assert_offline_equals_analyze(wav: &Path, log: &WindowLog, what: &str) {
     let (labels, readings, _) = analyze_like_the_cli(wav);
     assert_eq!(log.labels, labels, "{what}: labels");
-    assert_eq!(log.rows.len(), readings.len(), "{what}: the render must analyse every window analyze does");
+    assert_eq!(
+        log.rows.len(),
+        readings.len(),
+        "{what}: the render must analyse every window analyze does"
+    );
     for (row, reading) in log.rows.iter().zip(&readings) {
         assert_eq!(row.window, reading.index, "{what}");
-        assert_eq!((row.start_seconds, row.end_seconds), (reading.start_seconds, reading.end_seconds), "{what}");
+        assert_eq!(
+            (row.start_seconds, row.end_seconds),
+            (reading.start_seconds, reading.end_seconds),
+            "{what}"
+        );
         assert!(
-            same_bits(&row.raw, &reading.probabilities) && row.raw_presence.to_bits() == reading.presence.to_bits(),
+            same_bits(&row.raw, &reading.probabilities)
+                && row.raw_presence.to_bits() == reading.presence.to_bits(),
             "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
             row.window,
             row.raw,
@@ -380,14 +575,25 @@ fn assert_offline_equals_analyze(wav: &Path, log: &WindowLog, what: &str) {
             reading.probabilities,
             reading.presence
         );
-        assert_eq!(row.audio_end_seconds, row.end_seconds, "{what}: an offline render drops nothing");
+        assert_eq!(
+            row.audio_end_seconds, row.end_seconds,
+            "{what}: an offline render drops nothing"
+        );
     }
     if let Some(cli) = run_the_cli(wav) {
-        assert_eq!(cli.len(), log.rows.len(), "{what}: the moodscope binary's window count");
+        assert_eq!(
+            cli.len(),
+            log.rows.len(),
+            "{what}: the moodscope binary's window count"
+        );
         for (row, (start, end, probabilities, presence)) in log.rows.iter().zip(&cli) {
-            assert!((row.start_seconds - start).abs() < 6e-4 && (row.end_seconds - end).abs() < 6e-4, "{what}");
             assert!(
-                same_bits(&row.raw, probabilities) && row.raw_presence.to_bits() == presence.to_bits(),
+                (row.start_seconds - start).abs() < 6e-4 && (row.end_seconds - end).abs() < 6e-4,
+                "{what}"
+            );
+            assert!(
+                same_bits(&row.raw, probabilities)
+                    && row.raw_presence.to_bits() == presence.to_bits(),
                 "{what}: window {} differs from the moodscope binary's",
                 row.window
             );
@@ -416,7 +622,15 @@ fn offline_render_equals_moodscope_analyze_bit_for_bit() {
     let (wav, _) = excerpt(dir.path(), OTHER_MUSIC, 10.0, 4.0, Some(48_000), 1);
     let log_path = dir.path().join("offline-48k.csv");
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--offline", "--channels", "1", "--rate", "48000", "--block", "1"])
+        .args([
+            "--offline",
+            "--channels",
+            "1",
+            "--rate",
+            "48000",
+            "--block",
+            "1",
+        ])
         .window_log(&log_path)
         .run()
         .report();
@@ -437,7 +651,11 @@ fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
     // Offline (deterministic, every window): the same music with and without five seconds of
     // faults from 3 s on (1 s each of NaN, ±Inf, denormals, full-scale noise, ±1e30).
     let clean_log = dir.path().join("clean.csv");
-    HostRun::new(&release_clap(), &wav).args(["--offline"]).window_log(&clean_log).run().report();
+    HostRun::new(&release_clap(), &wav)
+        .args(["--offline"])
+        .window_log(&clean_log)
+        .run()
+        .report();
     let faulty_log = dir.path().join("faulty.csv");
     let report = HostRun::new(&release_clap(), &wav)
         .args(["--offline", "--faults-at", "3"])
@@ -457,24 +675,61 @@ fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
     let mut compared = 0;
     for (c, f) in clean.rows.iter().zip(&faulty.rows) {
         if c.end_seconds < 3.0 - 0.1 {
-            assert!(same_bits(&c.raw, &f.raw), "window {} before the faults changed", c.window);
+            assert!(
+                same_bits(&c.raw, &f.raw),
+                "window {} before the faults changed",
+                c.window
+            );
         } else if c.start_seconds >= faults_end + 1.0 {
             compared += 1;
-            let diff = c.raw.iter().zip(&f.raw).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(diff < 1e-3, "window {} after the faults: moods {:?} vs clean {:?}", c.window, f.raw, c.raw);
-            assert!((c.raw_presence - f.raw_presence).abs() < 1e-3, "window {} presence", c.window);
+            let diff = c
+                .raw
+                .iter()
+                .zip(&f.raw)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                diff < 1e-3,
+                "window {} after the faults: moods {:?} vs clean {:?}",
+                c.window,
+                f.raw,
+                c.raw
+            );
+            assert!(
+                (c.raw_presence - f.raw_presence).abs() < 1e-3,
+                "window {} presence",
+                c.window
+            );
         }
     }
     assert!(compared >= 10, "{compared} windows after the faults");
 
     // Real time too, at other rates and block sizes: the audio passes untouched.
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--faults-at", "2", "--rate", "96000", "--rate", "22050", "--block", "variable:8192"])
+        .args([
+            "--faults-at",
+            "2",
+            "--rate",
+            "96000",
+            "--rate",
+            "22050",
+            "--block",
+            "variable:8192",
+        ])
         .run()
         .report();
     assert_clean_passes(&report, "faulty input, real time");
     let report = HostRun::new(&release_clap(), &wav)
-        .args(["--faults-at", "2", "--channels", "1", "--block", "1", "--seconds", "8"])
+        .args([
+            "--faults-at",
+            "2",
+            "--channels",
+            "1",
+            "--block",
+            "1",
+            "--seconds",
+            "8",
+        ])
         .run()
         .report();
     assert_clean_passes(&report, "faulty input, mono, 1-sample blocks");
@@ -492,14 +747,23 @@ fn without_usable_models_the_plugin_loads_and_passes_audio() {
     let corrupt = dir.path().join("corrupt-models");
     std::fs::create_dir(&corrupt).unwrap();
     std::fs::write(corrupt.join("yamnet.onnx"), b"not an onnx model").unwrap();
-    std::fs::copy(models().join("yamnet_class_map.csv"), corrupt.join("yamnet_class_map.csv")).unwrap();
-    for (what, models) in [("no model files", &empty), ("a corrupt model file", &corrupt)] {
+    std::fs::copy(
+        models().join("yamnet_class_map.csv"),
+        corrupt.join("yamnet_class_map.csv"),
+    )
+    .unwrap();
+    for (what, models) in [
+        ("no model files", &empty),
+        ("a corrupt model file", &corrupt),
+    ] {
         for offline in [false, true] {
             let log = dir.path().join(format!("log-{offline}.csv"));
             let mut run = HostRun::new(&release_clap(), &wav)
                 .models(models)
                 .window_log(&log)
-                .args(["--rate", "44100", "--rate", "48000", "--flaps", "2", "--linger", "0.3"]);
+                .args([
+                    "--rate", "44100", "--rate", "48000", "--flaps", "2", "--linger", "0.3",
+                ]);
             if offline {
                 run = run.arg("--offline");
             }

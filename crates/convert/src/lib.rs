@@ -20,7 +20,9 @@ mod yamnet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use vggish::{convert_vggish, write_vggish_with_seeded_weights, VGGISH_OFFICIAL_BYTES, VGGISH_OFFICIAL_SHA256};
+pub use vggish::{
+    convert_vggish, write_vggish_with_seeded_weights, VGGISH_OFFICIAL_BYTES, VGGISH_OFFICIAL_SHA256,
+};
 pub use yamnet::convert_yamnet;
 
 /// Frames per patch (0.96 s at a 10 ms hop).

@@ -259,7 +259,10 @@ impl GraphBuilder {
         let out = format!("{name}/gemm");
         self.node("Gemm", &out, &[&x.name, &w, &b], &out, Vec::new());
         let out = self.activation(name, out, activation);
-        Ok(Vector { name: out, len: outputs })
+        Ok(Vector {
+            name: out,
+            len: outputs,
+        })
     }
 
     /// The logistic function.
@@ -514,7 +517,9 @@ pub(crate) fn check_in_tract(
     }
     for ((name, len), (actual_name, value)) in outputs.iter().zip(names.iter().zip(&results)) {
         if name != actual_name {
-            return Err(format!("output `{actual_name}` where `{name}` was expected"));
+            return Err(format!(
+                "output `{actual_name}` where `{name}` was expected"
+            ));
         }
         if value.shape() != [2, *len] {
             return Err(format!(
@@ -522,7 +527,9 @@ pub(crate) fn check_in_tract(
                 value.shape()
             ));
         }
-        let view = value.to_plain_array_view::<f32>().map_err(|e| e.to_string())?;
+        let view = value
+            .to_plain_array_view::<f32>()
+            .map_err(|e| e.to_string())?;
         if view.iter().any(|v| !v.is_finite()) {
             return Err(format!("output `{name}` is not finite for a silent patch"));
         }

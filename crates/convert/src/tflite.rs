@@ -65,12 +65,15 @@ pub(crate) struct Weights {
 impl<'a> TfliteGraph<'a> {
     /// Verifies the flatbuffer and opens its first subgraph.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let model = tflite::root_as_model(bytes)
-            .map_err(|e| {
-                // The verifier's message spans several lines; one line reads better.
-                let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-                format!("not a TFLite flatbuffer ({detail})")
-            })?;
+        let model = tflite::root_as_model(bytes).map_err(|e| {
+            // The verifier's message spans several lines; one line reads better.
+            let detail = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("not a TFLite flatbuffer ({detail})")
+        })?;
         let subgraph = model
             .subgraphs()
             .filter(|s| !s.is_empty())
@@ -95,13 +98,18 @@ impl<'a> TfliteGraph<'a> {
                 // Since schema v3a, `builtin_code` holds codes above 127 and the deprecated
                 // field the ones below; readers take the larger of the two.
                 let code = tflite::BuiltinOperator(
-                    code.builtin_code().0.max(i32::from(code.deprecated_builtin_code())),
+                    code.builtin_code()
+                        .0
+                        .max(i32::from(code.deprecated_builtin_code())),
                 );
                 Ok(Op {
                     index,
                     code,
                     inputs: raw.inputs().map(|v| v.iter().collect()).unwrap_or_default(),
-                    outputs: raw.outputs().map(|v| v.iter().collect()).unwrap_or_default(),
+                    outputs: raw
+                        .outputs()
+                        .map(|v| v.iter().collect())
+                        .unwrap_or_default(),
                     raw,
                 })
             })
@@ -151,10 +159,7 @@ impl<'a> TfliteGraph<'a> {
         let buffers = self.model.buffers().ok_or("no buffers")?;
         let buffer = tensor.buffer() as usize;
         if buffer == 0 || buffer >= buffers.len() {
-            return Err(format!(
-                "{} is not a constant",
-                self.tensor_name(index)
-            ));
+            return Err(format!("{} is not a constant", self.tensor_name(index)));
         }
         buffers
             .get(buffer)
@@ -191,7 +196,10 @@ impl<'a> TfliteGraph<'a> {
             }
             tflite::TensorType::INT8 => {
                 if data.len() != count {
-                    return Err(format!("{name}: {} bytes for {count} int8 values", data.len()));
+                    return Err(format!(
+                        "{name}: {} bytes for {count} int8 values",
+                        data.len()
+                    ));
                 }
                 (dequantize(&tensor, &name, &shape, data)?, true)
             }
@@ -240,11 +248,19 @@ fn dequantize(
         return Err(format!("{name} uses custom quantization"));
     }
     let scales: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    let zero_points: Vec<i64> = q.zero_point().map(|z| z.iter().collect()).unwrap_or_default();
+    let zero_points: Vec<i64> = q
+        .zero_point()
+        .map(|z| z.iter().collect())
+        .unwrap_or_default();
     let axis = usize::try_from(q.quantized_dimension())
         .ok()
         .filter(|&a| a < shape.len().max(1))
-        .ok_or_else(|| format!("{name}: bad quantized dimension {}", q.quantized_dimension()))?;
+        .ok_or_else(|| {
+            format!(
+                "{name}: bad quantized dimension {}",
+                q.quantized_dimension()
+            )
+        })?;
     let channels = if scales.len() == 1 {
         1
     } else {
@@ -276,7 +292,11 @@ fn dequantize(
         .iter()
         .enumerate()
         .map(|(i, &byte)| {
-            let c = if channels == 1 { 0 } else { (i / inner) % channels };
+            let c = if channels == 1 {
+                0
+            } else {
+                (i / inner) % channels
+            };
             let zero = zero_points.get(c).copied().unwrap_or(0);
             scales[c] * (i64::from(byte as i8) - zero) as f32
         })

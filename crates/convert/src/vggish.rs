@@ -136,7 +136,10 @@ fn expected_variables() -> Vec<(String, Vec<usize>)> {
 
 /// Converts the VGGish checkpoint at `checkpoint` to ONNX at `onnx_out` (see the module
 /// documentation for the contract), then checks the written file in tract.
-pub fn convert_vggish(checkpoint: &Path, onnx_out: &Path) -> Result<ConversionSummary, ConvertError> {
+pub fn convert_vggish(
+    checkpoint: &Path,
+    onnx_out: &Path,
+) -> Result<ConversionSummary, ConvertError> {
     let reading = |source: CheckpointError| ConvertError::Checkpoint {
         hint: size_hint(checkpoint, &source),
         source,
@@ -221,7 +224,10 @@ pub fn convert_vggish(checkpoint: &Path, onnx_out: &Path) -> Result<ConversionSu
 /// activations stay in a realistic range): the same graph `convert_vggish` writes, for
 /// benchmarks and for tests of the VGGish path on machines that cannot fetch the official
 /// checkpoint. Its embeddings mean nothing; its cost and its shapes are VGGish's.
-pub fn write_vggish_with_seeded_weights(seed: u64, onnx_out: &Path) -> Result<ConversionSummary, ConvertError> {
+pub fn write_vggish_with_seeded_weights(
+    seed: u64,
+    onnx_out: &Path,
+) -> Result<ConversionSummary, ConvertError> {
     // xorshift64*: deterministic, dependency-free; uniform in [-1, 1) scaled to He's variance.
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut uniform = move || {
@@ -233,9 +239,17 @@ pub fn write_vggish_with_seeded_weights(seed: u64, onnx_out: &Path) -> Result<Co
     };
     let mut values = BTreeMap::new();
     for (name, shape) in expected_variables() {
-        let fan_in: usize = if name.ends_with("/weights") { shape[..shape.len() - 1].iter().product() } else { 1 };
+        let fan_in: usize = if name.ends_with("/weights") {
+            shape[..shape.len() - 1].iter().product()
+        } else {
+            1
+        };
         // Uniform on [-a, a] has variance a²/3; He wants 2 / fan_in.
-        let scale = if name.ends_with("/biases") { 0.01 } else { (6.0 / fan_in as f32).sqrt() };
+        let scale = if name.ends_with("/biases") {
+            0.01
+        } else {
+            (6.0 / fan_in as f32).sqrt()
+        };
         let len = shape.iter().product();
         let data: Vec<f32> = (0..len).map(|_| uniform() * scale).collect();
         let array = ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches its length");
@@ -255,7 +269,8 @@ pub fn write_vggish_with_seeded_weights(seed: u64, onnx_out: &Path) -> Result<Co
          [N, 128].",
         &[("source", format!("seeded random weights, seed {seed}"))],
     );
-    let (onnx_bytes, tract_load) = write_and_check(&model, onnx_out, &[("embedding", VGGISH_EMBEDDING)])?;
+    let (onnx_bytes, tract_load) =
+        write_and_check(&model, onnx_out, &[("embedding", VGGISH_EMBEDDING)])?;
     Ok(ConversionSummary {
         onnx: onnx_out.to_path_buf(),
         onnx_bytes,
@@ -398,7 +413,10 @@ mod tests {
     fn the_layer_table_matches_vggish_slim() {
         let variables = expected_variables();
         assert_eq!(variables.len(), 18);
-        assert_eq!(variables[0], ("vggish/conv1/weights".into(), vec![3, 3, 1, 64]));
+        assert_eq!(
+            variables[0],
+            ("vggish/conv1/weights".into(), vec![3, 3, 1, 64])
+        );
         assert_eq!(
             variables[12],
             ("vggish/fc1/fc1_1/weights".into(), vec![12288, 4096])

@@ -33,7 +33,10 @@ pub const YAMNET_EMBEDDING: usize = 1024;
 /// Converts YAMNet's core network from the `.tflite` file at `tflite_path` to ONNX at
 /// `onnx_out` (see the module documentation for the contract), then checks the written file in
 /// tract.
-pub fn convert_yamnet(tflite_path: &Path, onnx_out: &Path) -> Result<ConversionSummary, ConvertError> {
+pub fn convert_yamnet(
+    tflite_path: &Path,
+    onnx_out: &Path,
+) -> Result<ConversionSummary, ConvertError> {
     let bytes = std::fs::read(tflite_path).map_err(|source| ConvertError::Read {
         path: tflite_path.to_path_buf(),
         source,
@@ -59,11 +62,17 @@ pub fn convert_yamnet(tflite_path: &Path, onnx_out: &Path) -> Result<ConversionS
          64 mel bands (125-7500 Hz, 16 kHz audio, 25 ms window, 10 ms hop). Outputs: `scores`, \
          521 AudioSet class probabilities; `embedding`, 1024 mean-pooled features.",
         &[
-            ("source", "yamnet.tflite (TF-Hub google/lite-model/yamnet/tflite/1)".into()),
+            (
+                "source",
+                "yamnet.tflite (TF-Hub google/lite-model/yamnet/tflite/1)".into(),
+            ),
             ("source_sha256", source_sha256.clone()),
             (
                 "source_ops",
-                format!("operators #{}..#{} of the TFLite graph", core.first_op, core.last_op),
+                format!(
+                    "operators #{}..#{} of the TFLite graph",
+                    core.first_op, core.last_op
+                ),
             ),
         ],
     );
@@ -105,15 +114,12 @@ fn build_core(graph: &TfliteGraph<'_>) -> Result<Core, String> {
                 && op.input(0).is_ok_and(|t| {
                     graph.is_float(t).unwrap_or(false)
                         && graph.shape(t).is_ok_and(|s| {
-                            s.len() == 4
-                                && s[1..] == [PATCH_FRAMES as i32, PATCH_BANDS as i32, 1]
+                            s.len() == 4 && s[1..] == [PATCH_FRAMES as i32, PATCH_BANDS as i32, 1]
                         })
                 })
         })
         .ok_or_else(|| {
-            format!(
-                "no CONV_2D reads a float [N, {PATCH_FRAMES}, {PATCH_BANDS}, 1] log-mel patch"
-            )
+            format!("no CONV_2D reads a float [N, {PATCH_FRAMES}, {PATCH_BANDS}, 1] log-mel patch")
         })?;
 
     let (mut builder, patch) = GraphBuilder::new("patch", PATCH_FRAMES, PATCH_BANDS);
@@ -165,8 +171,7 @@ fn build_core(graph: &TfliteGraph<'_>) -> Result<Core, String> {
                 Value::Vector(y)
             }
             (BuiltinOperator::FULLY_CONNECTED, Value::Vector(x)) => {
-                let (y, was_quantized) =
-                    dense(graph, op, &mut builder, &x).map_err(&context)?;
+                let (y, was_quantized) = dense(graph, op, &mut builder, &x).map_err(&context)?;
                 dequantized += usize::from(was_quantized);
                 Value::Vector(y)
             }

@@ -55,7 +55,10 @@ fn converted_vggish_computes_what_tensorflow_computes_and_bad_checkpoints_are_re
     // 4 s of each track (4 patches of 0.96 s each) and 3 random patches.
     assert_eq!(reference["music_patches"], 8);
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(scale > 1.0, "TensorFlow's embeddings are degenerate (max |value| {scale})");
+    assert!(
+        scale > 1.0,
+        "TensorFlow's embeddings are degenerate (max |value| {scale})"
+    );
 
     // V1, the official format, and V2, by prefix and by index file: the same network.
     let out = dir.path().join("onnx");
@@ -70,7 +73,10 @@ fn converted_vggish_computes_what_tensorflow_computes_and_bad_checkpoints_are_re
         let start = Instant::now();
         let summary = convert_vggish(&source, &onnx)
             .unwrap_or_else(|e| panic!("converting {}: {e}", source.display()));
-        eprintln!("{name}: converted in {:.1} s: {summary:?}", start.elapsed().as_secs_f64());
+        eprintln!(
+            "{name}: converted in {:.1} s: {summary:?}",
+            start.elapsed().as_secs_f64()
+        );
         assert_eq!(summary.parameters, 72_141_184);
         assert_eq!(summary.dequantized_tensors, 0);
         let hashed = if name == "v1" {
@@ -98,7 +104,10 @@ fn converted_vggish_computes_what_tensorflow_computes_and_bad_checkpoints_are_re
         embeddings.push(outputs.into_iter().next().unwrap());
         std::fs::remove_file(&onnx).unwrap();
     }
-    assert_eq!(embeddings[0], embeddings[1], "V1 and V2 of the same weights convert alike");
+    assert_eq!(
+        embeddings[0], embeddings[1],
+        "V1 and V2 of the same weights convert alike"
+    );
     assert_eq!(embeddings[1], embeddings[2]);
 
     refuses_broken_checkpoints(&ckpts, &out);
@@ -128,9 +137,15 @@ fn refuses_broken_checkpoints(ckpts: &Path, out: &Path) {
         panic!("not an UnexpectedModel error: {message}");
     };
     assert_eq!(problems.len(), 2, "{message}");
-    assert!(message.contains("missing_fc1.ckpt") && message.contains("VGGish"), "{message}");
+    assert!(
+        message.contains("missing_fc1.ckpt") && message.contains("VGGish"),
+        "{message}"
+    );
     for name in ["vggish/fc1/fc1_1/weights", "vggish/fc1/fc1_2/weights"] {
-        assert!(message.contains(&format!("`{name}` [")) && message.contains("is missing"), "{message}");
+        assert!(
+            message.contains(&format!("`{name}` [")) && message.contains("is missing"),
+            "{message}"
+        );
     }
 
     // A wrong shape: the variable, its shape and the expected one.
@@ -151,7 +166,10 @@ fn refuses_broken_checkpoints(ckpts: &Path, out: &Path) {
     let message = refuse(&truncated).to_string();
     assert!(message.contains("truncated.ckpt"), "{message}");
     assert!(message.contains("truncated"), "{message}");
-    assert!(message.contains(&format!("this file is {} bytes", v1.len() * 3 / 5)), "{message}");
+    assert!(
+        message.contains(&format!("this file is {} bytes", v1.len() * 3 / 5)),
+        "{message}"
+    );
     assert!(message.contains("291108469"), "{message}");
     std::fs::remove_file(&truncated).unwrap();
 
@@ -163,31 +181,57 @@ fn refuses_broken_checkpoints(ckpts: &Path, out: &Path) {
     std::fs::write(&corrupted, &corrupt).unwrap();
     drop(corrupt);
     let message = refuse(&corrupted).to_string();
-    assert!(message.contains("corrupted.ckpt") && message.contains("checksum mismatch"), "{message}");
+    assert!(
+        message.contains("corrupted.ckpt") && message.contains("checksum mismatch"),
+        "{message}"
+    );
     std::fs::remove_file(&corrupted).unwrap();
 
     // A V2 checkpoint whose data shard is cut short.
     let v2 = ckpts.join("cut_v2.ckpt");
-    std::fs::copy(ckpts.join("vggish_v2.ckpt.index"), ckpts.join("cut_v2.ckpt.index")).unwrap();
+    std::fs::copy(
+        ckpts.join("vggish_v2.ckpt.index"),
+        ckpts.join("cut_v2.ckpt.index"),
+    )
+    .unwrap();
     let data = std::fs::read(ckpts.join("vggish_v2.ckpt.data-00000-of-00001")).unwrap();
-    std::fs::write(ckpts.join("cut_v2.ckpt.data-00000-of-00001"), &data[..data.len() / 2]).unwrap();
+    std::fs::write(
+        ckpts.join("cut_v2.ckpt.data-00000-of-00001"),
+        &data[..data.len() / 2],
+    )
+    .unwrap();
     drop(data);
     let message = refuse(&v2).to_string();
-    assert!(message.contains("cut_v2.ckpt.data-00000-of-00001"), "{message}");
+    assert!(
+        message.contains("cut_v2.ckpt.data-00000-of-00001"),
+        "{message}"
+    );
     assert!(message.contains("truncated"), "{message}");
 
     // A V2 checkpoint whose data shard is missing.
     std::fs::remove_file(ckpts.join("cut_v2.ckpt.data-00000-of-00001")).unwrap();
     let message = refuse(&v2).to_string();
-    assert!(message.contains("cannot read") && message.contains("cut_v2.ckpt.data-00000-of-00001"), "{message}");
+    assert!(
+        message.contains("cannot read") && message.contains("cut_v2.ckpt.data-00000-of-00001"),
+        "{message}"
+    );
 
     // Not a checkpoint: a NumPy file, a text file, and no file at all.
     let message = refuse(&ckpts.join("patches.npy")).to_string();
-    assert!(message.contains("patches.npy") && message.contains("not a TensorFlow table"), "{message}");
+    assert!(
+        message.contains("patches.npy") && message.contains("not a TensorFlow table"),
+        "{message}"
+    );
     let text = ckpts.join("README.ckpt");
     std::fs::write(&text, "vggish/conv1/weights\n".repeat(10)).unwrap();
     let message = refuse(&text).to_string();
-    assert!(message.contains("README.ckpt") && message.contains("not a TensorFlow table"), "{message}");
+    assert!(
+        message.contains("README.ckpt") && message.contains("not a TensorFlow table"),
+        "{message}"
+    );
     let message = refuse(&ckpts.join("absent.ckpt")).to_string();
-    assert!(message.contains("cannot read") && message.contains("absent.ckpt"), "{message}");
+    assert!(
+        message.contains("cannot read") && message.contains("absent.ckpt"),
+        "{message}"
+    );
 }

@@ -100,13 +100,30 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
     let mut report = Vec::new();
     for (what, actual, file, tolerance) in [
         ("scores", scores, "float_scores.npy", FLOAT_TOLERANCE_SCORES),
-        ("embedding", embedding, "float_embedding.npy", FLOAT_TOLERANCE_EMBEDDING),
-        ("scores", scores, "interpreter_scores.npy", INTERPRETER_TOLERANCE_SCORES),
-        ("embedding", embedding, "interpreter_embedding.npy", INTERPRETER_TOLERANCE_EMBEDDING),
+        (
+            "embedding",
+            embedding,
+            "float_embedding.npy",
+            FLOAT_TOLERANCE_EMBEDDING,
+        ),
+        (
+            "scores",
+            scores,
+            "interpreter_scores.npy",
+            INTERPRETER_TOLERANCE_SCORES,
+        ),
+        (
+            "embedding",
+            embedding,
+            "interpreter_embedding.npy",
+            INTERPRETER_TOLERANCE_EMBEDDING,
+        ),
     ] {
         let expected = common::read_npy(&reference.join(file));
         let (diff, at) = common::max_abs_diff(actual, &expected);
-        let line = format!("{what} vs {file}: max abs diff {diff:.3e} at {at:?} (tolerance {tolerance:e})");
+        let line = format!(
+            "{what} vs {file}: max abs diff {diff:.3e} at {at:?} (tolerance {tolerance:e})"
+        );
         eprintln!("{line}");
         report.push((diff <= tolerance, line));
     }
@@ -134,8 +151,16 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
     );
     eprintln!("{line}");
     report.push((cosine >= INTERPRETER_MIN_EMBEDDING_COSINE, line));
-    let failed: Vec<&str> = report.iter().filter(|(ok, _)| !ok).map(|(_, l)| l.as_str()).collect();
-    assert!(failed.is_empty(), "out of tolerance:\n{}", failed.join("\n"));
+    let failed: Vec<&str> = report
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "out of tolerance:\n{}",
+        failed.join("\n")
+    );
 
     // The interpreter and the converted model rank the classes of every patch alike.
     let top = |row: tract_onnx::prelude::tract_ndarray::ArrayView1<f32>| {
@@ -160,7 +185,10 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
     let per_track = scores.nrows() / music.len();
     for (t, track) in music.iter().enumerate() {
         let mean = scores
-            .slice(tract_onnx::prelude::tract_ndarray::s![t * per_track..(t + 1) * per_track, ..])
+            .slice(tract_onnx::prelude::tract_ndarray::s![
+                t * per_track..(t + 1) * per_track,
+                ..
+            ])
             .mean_axis(Axis(0))
             .unwrap();
         let mut order: Vec<usize> = (0..mean.len()).collect();
@@ -179,7 +207,11 @@ fn converted_yamnet_agrees_with_the_official_model_on_real_music() {
         );
     }
     let mean = scores.mean_axis(Axis(0)).unwrap();
-    assert_eq!(top(mean.view()), MUSIC, "Music is not the top class of the music");
+    assert_eq!(
+        top(mean.view()),
+        MUSIC,
+        "Music is not the top class of the music"
+    );
 }
 
 #[test]

@@ -25,7 +25,10 @@ pub const MUSIC: &str = "hr3-caves.ogg";
 pub const OTHER_MUSIC: &str = "hr-savino-ocean.ogg";
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 pub fn target_dir() -> PathBuf {
@@ -90,21 +93,37 @@ pub fn models() -> PathBuf {
 /// A track of Debian's `hyperrogue-music`.
 pub fn music(name: &str) -> PathBuf {
     let path = Path::new("/usr/share/hyperrogue/music").join(name);
-    assert!(path.is_file(), "{} is missing: `apt-get install hyperrogue-music`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: `apt-get install hyperrogue-music`",
+        path.display()
+    );
     path
 }
 
 /// The first `seconds` of a track, from `skip` seconds in, with `channels` channels at `rate`
 /// (resampled when that is not the file's own), written as a float WAV file in `dir`. Returns
 /// the file and the audio it holds (bit for bit what a decoder reads back).
-pub fn excerpt(dir: &Path, track: &str, skip: f64, seconds: f64, rate: Option<u32>, channels: usize) -> (PathBuf, Audio) {
-    let mut audio = audio::decode_prefix(&music(track), Some(skip + seconds)).expect("decoding the music");
+pub fn excerpt(
+    dir: &Path,
+    track: &str,
+    skip: f64,
+    seconds: f64,
+    rate: Option<u32>,
+    channels: usize,
+) -> (PathBuf, Audio) {
+    let mut audio =
+        audio::decode_prefix(&music(track), Some(skip + seconds)).expect("decoding the music");
     let skip_frames = (skip * audio.rate as f64).round() as usize;
     for c in &mut audio.channels {
         c.drain(..skip_frames.min(c.len()));
     }
     let want = (seconds * audio.rate as f64).round() as usize;
-    assert_eq!(audio.frames(), want, "{track} is shorter than {skip} + {seconds} s");
+    assert_eq!(
+        audio.frames(),
+        want,
+        "{track} is shorter than {skip} + {seconds} s"
+    );
     let mut audio = audio.with_channels(channels);
     if let Some(rate) = rate {
         audio = audio.resampled(rate).expect("resampling the music");
@@ -156,7 +175,9 @@ impl HostOutcome {
 
 fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
-    let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    let start = (start..s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
     &s[start..]
 }
 
@@ -201,7 +222,11 @@ impl HostRun {
     /// Runs the host; kills it after the timeout.
     pub fn run(self) -> HostOutcome {
         let mut command = Command::new(env!("CARGO_BIN_EXE_clap-test-host"));
-        command.arg("run").arg("--plugin").arg(&self.plugin).args(&self.args);
+        command
+            .arg("run")
+            .arg("--plugin")
+            .arg(&self.plugin)
+            .args(&self.args);
         command.env("MOODSCOPE_MODELS", &self.models);
         command.env_remove("MOODSCOPE_WINDOW_LOG");
         command.env_remove("MOODSCOPE_DEBUG_WORKER_PANICS");
@@ -212,7 +237,10 @@ impl HostRun {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        command.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let started = Instant::now();
         let mut child = command.spawn().expect("starting clap-test-host");
         let mut out = child.stdout.take().unwrap();
@@ -260,11 +288,14 @@ pub fn assert_clean_passes(report: &Report, what: &str) {
         assert!(
             pass.passthrough.bit_exact,
             "{what}: audio changed at {} Hz: {} samples differ, first at (channel, frame) {:?}",
-            pass.rate,
-            pass.passthrough.mismatches,
-            pass.passthrough.first_mismatch
+            pass.rate, pass.passthrough.mismatches, pass.passthrough.first_mismatch
         );
-        assert_eq!(pass.latency, Some(0), "{what}: the plugin must report zero latency at {} Hz", pass.rate);
+        assert_eq!(
+            pass.latency,
+            Some(0),
+            "{what}: the plugin must report zero latency at {} Hz",
+            pass.rate
+        );
     }
 }
 
@@ -275,32 +306,61 @@ pub fn read_log(path: &Path) -> WindowLog {
 /// The moods of every row are probabilities (finite, 0–1, summing to 1), raw and smoothed, and
 /// presence is in 0–1.
 pub fn assert_sane_moods(log: &WindowLog, what: &str) {
-    assert_eq!(log.labels, ["Happy", "Sad", "Angry", "Scary"], "{what}: labels");
+    assert_eq!(
+        log.labels,
+        ["Happy", "Sad", "Angry", "Scary"],
+        "{what}: labels"
+    );
     for row in &log.rows {
         for (kind, values) in [("raw", &row.raw), ("published", &row.probabilities)] {
             assert_eq!(values.len(), 4, "{what}: window {}", row.window);
             assert!(
-                values.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p)),
+                values
+                    .iter()
+                    .all(|p| p.is_finite() && (0.0..=1.0).contains(p)),
                 "{what}: window {} {kind} moods {values:?}",
                 row.window
             );
             let sum: f32 = values.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-4, "{what}: window {} {kind} moods sum to {sum}", row.window);
+            assert!(
+                (sum - 1.0).abs() < 1e-4,
+                "{what}: window {} {kind} moods sum to {sum}",
+                row.window
+            );
         }
         for (kind, p) in [("raw", row.raw_presence), ("published", row.presence)] {
-            assert!(p.is_finite() && (0.0..=1.0).contains(&p), "{what}: window {} {kind} presence {p}", row.window);
+            assert!(
+                p.is_finite() && (0.0..=1.0).contains(&p),
+                "{what}: window {} {kind} presence {p}",
+                row.window
+            );
         }
-        assert!(row.confidence.is_finite(), "{what}: window {} confidence {}", row.window, row.confidence);
+        assert!(
+            row.confidence.is_finite(),
+            "{what}: window {} confidence {}",
+            row.window,
+            row.confidence
+        );
         if let Some(d) = row.dominant {
             assert!(d < 4, "{what}: window {} dominant {d}", row.window);
-            assert_eq!(row.confidence, row.probabilities[d], "{what}: window {}", row.window);
+            assert_eq!(
+                row.confidence, row.probabilities[d],
+                "{what}: window {}",
+                row.window
+            );
         } else {
             assert_eq!(row.confidence, 0.0, "{what}: window {}", row.window);
         }
     }
     for pair in log.rows.windows(2) {
-        assert!(pair[1].sequence > pair[0].sequence, "{what}: sequence numbers must grow");
-        assert!(pair[1].window == pair[0].window + 1, "{what}: windows must follow one another");
+        assert!(
+            pair[1].sequence > pair[0].sequence,
+            "{what}: sequence numbers must grow"
+        );
+        assert!(
+            pair[1].window == pair[0].window + 1,
+            "{what}: windows must follow one another"
+        );
     }
 }
 

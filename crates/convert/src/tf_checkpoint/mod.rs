@@ -341,7 +341,12 @@ impl Checkpoint {
             .filter(|&n| n >= 1)
             .ok_or_else(|| corrupt(format!("bad shard count {}", header.num_shards)))?;
         let shards = (0..num_shards)
-            .map(|i| PathBuf::from(format!("{}.data-{i:05}-of-{num_shards:05}", prefix.display())))
+            .map(|i| {
+                PathBuf::from(format!(
+                    "{}.data-{i:05}-of-{num_shards:05}",
+                    prefix.display()
+                ))
+            })
             .collect();
 
         let mut variables = BTreeMap::new();
@@ -514,7 +519,11 @@ fn float_values(tensor: proto::TensorProto) -> Result<Vec<f32>, String> {
 /// Copies the values of one slice (row-major over `extents`) into `dest`, a row-major tensor of
 /// `shape`.
 fn copy_slice(values: &[f32], extents: &[Range<usize>], shape: &[usize], dest: &mut [f32]) {
-    if extents.iter().zip(shape).all(|(e, &d)| e.start == 0 && e.end == d) {
+    if extents
+        .iter()
+        .zip(shape)
+        .all(|(e, &d)| e.start == 0 && e.end == d)
+    {
         dest.copy_from_slice(values);
         return;
     }
@@ -581,7 +590,10 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(slice_extents(Some(&slice), &[4, 5]).unwrap(), vec![0..4, 2..5]);
+        assert_eq!(
+            slice_extents(Some(&slice), &[4, 5]).unwrap(),
+            vec![0..4, 2..5]
+        );
         assert_eq!(slice_extents(None, &[4, 5]).unwrap(), vec![0..4, 0..5]);
         let too_long = proto::TensorSliceProto {
             extent: vec![proto::Extent {

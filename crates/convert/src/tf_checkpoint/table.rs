@@ -166,7 +166,9 @@ fn parse_block(block: &[u8], what: &str) -> Result<Vec<Entry>, TableError> {
         let value_len = read_varint(&mut rest).map_err(|e| corrupt(&e))?;
         pos += before - rest.len();
         if shared > key.len() {
-            return Err(corrupt("an entry shares more of its key than the previous key has"));
+            return Err(corrupt(
+                "an entry shares more of its key than the previous key has",
+            ));
         }
         let key_end = pos
             .checked_add(unshared)
@@ -337,7 +339,10 @@ mod tests {
             if in_footer_padding {
                 continue;
             }
-            assert!(read_entries(&bad).is_err(), "flipping byte {i} went unnoticed");
+            assert!(
+                read_entries(&bad).is_err(),
+                "flipping byte {i} went unnoticed"
+            );
         }
     }
 

@@ -116,7 +116,10 @@ pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value 
     let last = stdout.lines().last().unwrap_or_default();
     let summary: serde_json::Value = serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("{script} printed no JSON summary ({e}):\n{stdout}"));
-    eprintln!("{script} ({:.1} s): {summary}", start.elapsed().as_secs_f64());
+    eprintln!(
+        "{script} ({:.1} s): {summary}",
+        start.elapsed().as_secs_f64()
+    );
     summary
 }
 
