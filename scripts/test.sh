@@ -31,6 +31,9 @@ cargo xtask install-models
 echo "== plugin bundles"
 cargo xtask bundle moodscope --release
 
+echo "== allocation-checking plugin build (debug, assert_process_allocs)"
+bash crates/clap-test-host/build-alloc-check.sh
+
 echo "== tests"
 status=0
 cargo test --workspace --features moodscope/cli --no-fail-fast || status=1

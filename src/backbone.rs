@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::*;
 
@@ -96,9 +96,10 @@ pub trait Backbone: Send + Sync {
 /// Loads (once per process and folder) and returns the backbone of `kind` from `dir`.
 ///
 /// The first caller pays for loading and optimising the graph; later callers, on any thread,
-/// share it for as long as one of them holds it.
+/// share it. The process keeps it: re-activating a plugin or restarting its worker after a panic
+/// does not load the weights again.
 pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, BackboneError> {
-    type Cache = Mutex<HashMap<(BackboneKind, PathBuf), Weak<dyn Backbone>>>;
+    type Cache = Mutex<HashMap<(BackboneKind, PathBuf), Arc<dyn Backbone>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (kind, dir.path().to_owned());
     // Loading under the lock is deliberate: instances created at once load the model once.
@@ -106,14 +107,14 @@ pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, Bac
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(backbone) = cache.get(&key).and_then(Weak::upgrade) {
+    if let Some(backbone) = cache.get(&key).cloned() {
         return Ok(backbone);
     }
     let backbone: Arc<dyn Backbone> = match kind {
         BackboneKind::Yamnet => Arc::new(Yamnet::load(dir)?),
         BackboneKind::Vggish => Arc::new(Vggish::load(dir)?),
     };
-    cache.insert(key, Arc::downgrade(&backbone));
+    cache.insert(key, backbone.clone());
     Ok(backbone)
 }
 

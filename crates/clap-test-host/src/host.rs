@@ -249,23 +249,23 @@ impl Host {
         let ext = self
             .params
             .ok_or_else(|| anyhow!("the plugin has no params extension"))?;
-        let mut handle = self.instance.plugin_handle();
+        let handle = self.instance.plugin_handle();
         let mut out = Vec::new();
-        for index in 0..ext.count(&mut handle) {
+        for index in 0..ext.count(&handle) {
             let mut buffer = ParamInfoBuffer::new();
             let info = ext
-                .get_info(&mut handle, index, &mut buffer)
+                .get_info(&handle, index, &mut buffer)
                 .ok_or_else(|| anyhow!("no info for parameter {index}"))?;
             let id = info.id;
             let name = String::from_utf8_lossy(info.name).into_owned();
             let flags = info.flags;
             let (min, max, default) = (info.min_value, info.max_value, info.default_value);
             let value = ext
-                .get_value(&mut handle, id)
+                .get_value(&handle, id)
                 .ok_or_else(|| anyhow!("no value for parameter {name}"))?;
-            let mut text_of = |v: f64| {
+            let text_of = |v: f64| {
                 let mut buffer = [0u8; 256];
-                ext.value_to_text(&mut handle, id, v, &mut buffer)
+                ext.value_to_text(&handle, id, v, &mut buffer)
                     .map(|t| String::from_utf8_lossy(t).into_owned())
                     .unwrap_or_default()
             };
@@ -319,7 +319,7 @@ impl Host {
             .params
             .ok_or_else(|| anyhow!("the plugin has no params extension"))?;
         let c_text = CString::new(text)?;
-        ext.text_to_value(&mut self.instance.plugin_handle(), ClapId::new(id), &c_text)
+        ext.text_to_value(&self.instance.plugin_handle(), ClapId::new(id), &c_text)
             .ok_or_else(|| anyhow!("the plugin does not understand `{text}` for parameter {id}"))
     }
 
@@ -337,7 +337,7 @@ impl Host {
             .state
             .ok_or_else(|| anyhow!("the plugin has no state extension"))?;
         let mut bytes = Vec::new();
-        ext.save(&mut self.instance.plugin_handle(), &mut bytes)
+        ext.save(&self.instance.plugin_handle(), &mut bytes)
             .map_err(|e| anyhow!("{e}"))?;
         Ok(bytes)
     }
@@ -346,7 +346,7 @@ impl Host {
         let ext = self
             .state
             .ok_or_else(|| anyhow!("the plugin has no state extension"))?;
-        ext.load(&mut self.instance.plugin_handle(), &mut &bytes[..])
+        ext.load(&self.instance.plugin_handle(), &mut &bytes[..])
             .map_err(|e| anyhow!("{e}"))
     }
 
@@ -360,7 +360,7 @@ impl Host {
         } else {
             RenderMode::Realtime
         };
-        ext.set(&mut self.instance.plugin_handle(), mode)
+        ext.set(&self.instance.plugin_handle(), mode)
             .map_err(|e| anyhow!("{e}"))
     }
 
@@ -373,11 +373,11 @@ impl Host {
         let ext = self
             .audio_ports_config
             .ok_or_else(|| anyhow!("the plugin has no audio-ports-config extension"))?;
-        let mut handle = self.instance.plugin_handle();
+        let handle = self.instance.plugin_handle();
         let mut found = None;
-        for index in 0..ext.count(&mut handle) {
+        for index in 0..ext.count(&handle) {
             let mut buffer = AudioPortsConfigBuffer::new();
-            if let Some(config) = ext.get(&mut handle, index, &mut buffer) {
+            if let Some(config) = ext.get(&handle, index, &mut buffer) {
                 let input = config.main_input.as_ref().map(|p| p.channel_count);
                 let output = config.main_output.as_ref().map(|p| p.channel_count);
                 if input == Some(channels) && output == Some(channels) {
@@ -388,7 +388,7 @@ impl Host {
         }
         let id = found
             .ok_or_else(|| anyhow!("the plugin offers no {channels}-channel port configuration"))?;
-        ext.select(&mut handle, id)
+        ext.select(&handle, id)
             .map_err(|e| anyhow!("selecting the {channels}-channel configuration: {e:?}"))?;
         let now = self.main_port_channels()?;
         if now != (channels, channels) {
@@ -402,12 +402,12 @@ impl Host {
         let ext = self
             .audio_ports
             .ok_or_else(|| anyhow!("the plugin has no audio-ports extension"))?;
-        let mut handle = self.instance.plugin_handle();
+        let handle = self.instance.plugin_handle();
         let mut channels = [0u32; 2];
         for (slot, is_input) in channels.iter_mut().zip([true, false]) {
             let mut buffer = AudioPortInfoBuffer::new();
-            if ext.count(&mut handle, is_input) > 0 {
-                if let Some(info) = ext.get(&mut handle, 0, is_input, &mut buffer) {
+            if ext.count(&handle, is_input) > 0 {
+                if let Some(info) = ext.get(&handle, 0, is_input, &mut buffer) {
                     *slot = info.channel_count;
                 }
             }
@@ -418,7 +418,7 @@ impl Host {
     /// The latency the plugin reports, in samples (valid once activated).
     pub fn latency(&mut self) -> Option<u32> {
         let ext = self.latency?;
-        Some(ext.get(&mut self.instance.plugin_handle()))
+        Some(ext.get(&self.instance.plugin_handle()))
     }
 
     /// Activates at `rate` for blocks up to `max_block`; returns the audio processor.
@@ -556,8 +556,7 @@ impl Host {
                 )
                 .join()
                 .map_err(|_| anyhow!("the audio thread panicked"))
-        })
-        .map(|(p, r)| (p, r))?;
+        })?;
         Ok((processor, result?))
     }
 }

@@ -498,7 +498,10 @@ fn analyze_like_the_cli(path: &Path) -> (Vec<String>, Vec<WindowReading>, u32) {
 
 /// The `moodscope` binary's CSV for `path`, when a build of it newer than the sources exists
 /// (`cargo test --workspace --features moodscope/cli` builds one); `None` otherwise.
-fn run_the_cli(path: &Path) -> Option<Vec<(f64, f64, Vec<f32>, f32)>> {
+/// One CSV row of `moodscope analyze`: start, end, probabilities, presence.
+type CliRow = (f64, f64, Vec<f32>, f32);
+
+fn run_the_cli(path: &Path) -> Option<Vec<CliRow>> {
     let root = workspace_root();
     let newest_source =
         newest_mtime(&root.join("src"))?.max(newest_mtime(&root.join("Cargo.lock"))?);
