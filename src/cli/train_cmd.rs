@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use moodscope_train::experiment::{self, Event, ExperimentOptions};
 use moodscope_train::{
     cross_validate, export_head, plot_curves, plot_cv_confusion, train, ClipDecision, CvReport,
-    Dataset, EmbeddingSource, HeadSpec, Progress, Sequence,
+    Dataset, EmbeddingSource, HeadKind, HeadSpec, Progress, Sequence,
 };
 
 use super::{hop_frames, parse_backbone, report_error, Outcome};
@@ -459,8 +459,11 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
     } else {
         0
     };
-    // A file is a whole recording, not a 10 s clip: it is decided by the mean of its windows.
-    spec.decision = Some(ClipDecision::MeanProbabilities);
+    // A file is a whole recording, not a 10 s clip: an LSTM head decides it by the mean of its
+    // windows, not by its last few seconds (logistic heads already decide by the mean).
+    if matches!(spec.kind, HeadKind::Lstm { .. }) {
+        spec.decision = Some(ClipDecision::MeanProbabilities);
+    }
     if let Err(e) = spec.check() {
         eprintln!("moodscope: {e}");
         return Outcome::Failed;
