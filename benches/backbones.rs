@@ -8,44 +8,38 @@
 //! 2. `moodscope analyze` throughput on a 3-minute piece (two HyperRogue tracks back to back, as a
 //!    44.1 kHz mono float WAV), YAMNet, `--threads 2`, as a multiple of real time (wall clock of the
 //!    whole command: decoding, resampling, features, backbone, head, CSV).
-//! 3. Peak memory (max RSS, from `wait4`) of that command with each backbone.
+//! 3. Peak memory of that command with each backbone: the child's `VmHWM` (its own address
+//!    space's high-water mark, which starts afresh at `exec`), sampled every 2 ms while it runs.
+//!    Not `wait4`'s `ru_maxrss`: that also counts the pages the child shared with this (large)
+//!    bench process between `fork` and `exec`, and reported this process's size (911 MiB) for
+//!    both backbones.
 //!
 //! Run: `cargo bench --features cli --bench backbones` (needs `cargo xtask install-models`,
 //! `apt-get install hyperrogue-music`, and `pip install -r benches/requirements.txt`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{median, music, proc_status_kib, vggish_model_dir};
 use moodscope::backbone::{self, BackboneKind};
 use moodscope::features::{log_mel_patches, resample_to_model_rate, PATCH_LEN};
 use moodscope::models::ModelDir;
 
-const MUSIC: &str = "/usr/share/hyperrogue/music";
 /// Timed runs per backbone and runtime.
 const RUNS: usize = 200;
 const WARMUP: usize = 10;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    let models = ModelDir::locate();
-    assert!(
-        models.path().join("yamnet.onnx").is_file(),
-        "no yamnet.onnx in {}: run `cargo xtask install-models`",
-        models.path().display()
-    );
+    let models = common::installed_models();
     let work = tempfile::tempdir().expect("temporary folder");
     let vggish_models = vggish_model_dir(models.path(), work.path());
 
     // Real-music patches, both log offsets.
-    let (samples, rate) =
-        moodscope::decode::read_mono_file(&Path::new(MUSIC).join("hr3-caves.ogg"))
-            .expect("apt-get install hyperrogue-music");
+    let (samples, rate) = music("hr3-caves.ogg");
     let resampled: Vec<f32> = resample_to_model_rate(&samples[..rate as usize * 30], rate)
         .expect("rate")
         .into_iter()
@@ -102,35 +96,16 @@ fn main() {
         (BackboneKind::Yamnet, ModelDir::new(models.path())),
         (BackboneKind::Vggish, vggish_models),
     ] {
-        let (wall, max_rss_kib) = run_analyze(&piece.0, kind, dir.path());
+        let (wall, peak_kib) = run_analyze(&piece.0, kind, dir.path());
         println!(
             "{:<7} {:.1} s of audio in {:.2} s: {:.0}x real time, peak memory {:.0} MiB",
             kind.name(),
             piece.1,
             wall.as_secs_f64(),
             piece.1 / wall.as_secs_f64(),
-            max_rss_kib as f64 / 1024.0
+            peak_kib as f64 / 1024.0
         );
     }
-}
-
-/// A models folder with YAMNet's files, the PCA parameters, the shipped heads and a VGGish
-/// network with seeded random weights.
-fn vggish_model_dir(models: &Path, work: &Path) -> ModelDir {
-    let dir = work.join("models");
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in [
-        "yamnet.onnx",
-        "yamnet_class_map.csv",
-        "vggish_pca_params.npz",
-    ] {
-        std::fs::copy(models.join(name), dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    let heads = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads");
-    std::os::unix::fs::symlink(&heads, dir.join("heads")).unwrap();
-    moodscope_convert::write_vggish_with_seeded_weights(7, &dir.join("vggish.onnx"))
-        .expect("VGGish ONNX");
-    ModelDir::new(dir)
 }
 
 /// `benches/onnxruntime_backbones.py`: the median per-window time of `onnx` in onnxruntime.
@@ -159,8 +134,7 @@ fn onnxruntime_median_ms(onnx: &Path, patches: &Path) -> f64 {
 fn three_minute_piece(work: &Path) -> (PathBuf, f64) {
     let mut samples = Vec::new();
     for name in ["hr3-hell.ogg", "hr3-crossroads.ogg"] {
-        let (mono, rate) =
-            moodscope::decode::read_mono_file(&Path::new(MUSIC).join(name)).expect("decode");
+        let (mono, rate) = music(name);
         assert_eq!(rate, 44_100);
         samples.extend(mono);
     }
@@ -179,10 +153,10 @@ fn three_minute_piece(work: &Path) -> (PathBuf, f64) {
     (path, samples.len() as f64 / 44_100.0)
 }
 
-/// Runs `moodscope analyze` on `piece`; its wall time and max RSS in KiB (from `wait4`).
-fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, i64) {
+/// Runs `moodscope analyze` on `piece`; its wall time and peak memory (`VmHWM`) in KiB.
+fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, u64) {
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_moodscope"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moodscope"))
         .args([
             "analyze",
             "--threads",
@@ -198,15 +172,24 @@ fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, i6
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("moodscope");
-    let mut status = 0;
-    // SAFETY: plain FFI call on our own child's pid with valid out-pointers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        // Before `exec` the child still runs this bench's image: only count the real command.
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if text.contains("Name:\tmoodscope") {
+                if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
+                    peak_kib = peak_kib.max(proc_status_kib(line, "VmHWM:"));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let wall = start.elapsed();
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "analyze failed ({status})"
-    );
-    (wall, usage.ru_maxrss)
+    assert!(status.success(), "analyze failed ({status})");
+    assert!(peak_kib > 0, "the command ended before its memory could be read");
+    (wall, peak_kib)
 }

@@ -14,10 +14,12 @@
 //! numbers.
 
 pub mod backbone;
+pub mod editor;
 pub mod engine;
 pub mod features;
 pub mod head;
 pub mod models;
+pub mod outputs;
 pub mod plugin;
 pub mod ring;
 

@@ -1,12 +1,14 @@
 //! The Moodscope plugin (nice-plug; exported as CLAP and VST3 from `lib.rs`).
 //!
 //! In: the host's audio (mono or stereo, any rate the front end takes, any block size), its
-//! parameters and session state. Out: the same audio, bit for bit, with zero latency; and the mood
-//! of the music, published in `shared::Published` for the editor and the outputs.
+//! parameters and session state. Out: the same audio, bit for bit, with zero latency; the mood
+//! of the music, published in `shared::Published` for the editor and the outputs; MIDI CCs
+//! (`realtime::MidiOut`, when enabled) on the plugin's note output; OSC from the worker
+//! (`crate::outputs`, when enabled).
 //!
 //! Threads:
-//! - audio thread: `process()` → `realtime::Feed` (downmix, push to the ring) and a wait-free read
-//!   of the published mood. Nothing else, ever (see `realtime.rs`).
+//! - audio thread: `process()` → `realtime::Feed` (downmix, push to the ring), a wait-free read
+//!   of the published mood and `realtime::MidiOut`. Nothing else, ever (see `realtime.rs`).
 //! - worker thread (one per instance, `worker::Worker`): ring → analysis → smoothing → publish.
 //! - main thread: `activate()`/`deactivate()` create the ring for the host's rate and hand its
 //!   reading end to the worker.
@@ -28,7 +30,7 @@ use crate::models::ModelDir;
 use crate::ring::sample_ring;
 
 use self::params::MoodscopeParams;
-use self::realtime::Feed;
+use self::realtime::{Feed, MidiOut};
 use self::shared::{Health, MoodSnapshot, Published};
 use self::worker::{OfflineRender, Worker};
 
@@ -45,6 +47,8 @@ pub struct Moodscope {
     offline: Option<OfflineRender>,
     /// The latest published mood, as read on the audio thread (for outputs sent from `process()`).
     latest: MoodSnapshot,
+    /// MIDI CC output state (created on activation, for the host's rate).
+    midi: MidiOut,
 }
 
 impl Default for Moodscope {
@@ -57,6 +61,7 @@ impl Default for Moodscope {
             feed: None,
             offline: None,
             latest: MoodSnapshot::default(),
+            midi: MidiOut::new(44_100.0),
         }
     }
 }
@@ -107,13 +112,22 @@ impl Plugin for Moodscope {
     ];
 
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
+    /// The moods go out as MIDI CCs (a note output port; nothing is sent unless enabled).
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
 
-    type Editor = ();
+    type Editor = crate::editor::MoodscopeEditor;
     type SysExMessage = ();
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        Some(crate::editor::MoodscopeEditor::new(
+            self.params.clone(),
+            self.published.clone(),
+        ))
     }
 
     fn activate(
@@ -126,6 +140,7 @@ impl Plugin for Moodscope {
         let sample_rate = buffer_config.sample_rate.round() as u32;
         self.feed = None;
         self.offline = None;
+        self.midi = MidiOut::new(buffer_config.sample_rate);
         if buffer_config.process_mode == ProcessMode::Offline {
             if let Some(worker) = self.worker() {
                 worker.stop();
@@ -152,6 +167,7 @@ impl Plugin for Moodscope {
         if let Some(feed) = &mut self.feed {
             feed.reset();
         }
+        self.midi.reset();
         if let Some(offline) = &mut self.offline {
             util::permit_alloc(|| offline.reset(&self.params, &self.models, &self.published));
         }
@@ -161,8 +177,9 @@ impl Plugin for Moodscope {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        _context: &mut impl ProcessContext<Self>,
+        context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        let block_len = buffer.samples();
         let channels = buffer.as_slice_immutable();
         if let Some(feed) = &mut self.feed {
             feed.push(channels);
@@ -173,6 +190,17 @@ impl Plugin for Moodscope {
         if let Some(snapshot) = self.published.read() {
             self.latest = snapshot;
         }
+        let midi = self.params.midi_settings();
+        self.midi.block(&midi, &self.latest, block_len, |cc| {
+            context
+                .try_send_event(NoteEvent::MidiCC {
+                    timing: cc.timing,
+                    channel: cc.channel,
+                    cc: cc.cc,
+                    value: cc.value as f32 / 127.0,
+                })
+                .is_ok()
+        });
         // An analyser must hear silence too (moods relax): keep being processed.
         ProcessStatus::KeepAlive
     }

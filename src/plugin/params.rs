@@ -11,6 +11,18 @@
 //!
 //! At 100 % the dominant mood follows every change and is reported whenever there is any sound;
 //! at 0 % a mood needs a 0.2 lead to take over and presence must reach 0.6.
+//!
+//! Outputs (`realtime::MidiOut`, `crate::outputs`): MIDI CC settings are parameters (atomics, read
+//! by `process()` on the audio thread); the OSC host and address prefix are text, so they are
+//! persisted fields (saved with the session, set from the editor), read by the worker.
+//!
+//! Mood read-outs (`Mood 1 (Happy)` … `Music presence`): parameters that mirror what the analysis
+//! publishes, for hosts that show a plugin's parameters. nice-plug has no read-only or output
+//! parameter (its only read-only flag also hides the parameter, and only its editor context can
+//! tell a host a value changed, as a user gesture), so the worker writes their values directly
+//! (`MoodscopeParams::mirror`): a host that asks for a value (CLAP `get_value`, VST3
+//! `getParamNormalized`) gets the current mood, but the host is not notified of the change, and a
+//! user moving one sees it overwritten at the next window. They are not automatable.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -84,6 +96,52 @@ pub enum HeadParam {
     File,
 }
 
+/// MIDI CC resolution.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MidiResolution {
+    /// One CC per value, 0–127.
+    #[id = "7bit"]
+    #[name = "7-bit"]
+    SevenBit,
+    /// An MSB/LSB pair per value (CC n and CC n + 32, n in 0–31), 0–16383.
+    #[id = "14bit"]
+    #[name = "14-bit"]
+    FourteenBit,
+}
+
+/// Moods with a CC of their own (the shipped heads have four; a trained head with more labels
+/// sends its first four).
+pub const MOOD_CCS: usize = 4;
+/// Highest CC number a mood may use (120–127 are channel mode messages).
+pub const MAX_CC: i32 = 119;
+
+/// The MIDI CC settings, read from the parameters' atomics: safe on the audio thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MidiSettings {
+    pub enabled: bool,
+    /// 0–15 (shown as 1–16).
+    pub channel: u8,
+    pub fourteen_bit: bool,
+    /// CC per mood, in label order.
+    pub mood_ccs: [u8; MOOD_CCS],
+    pub dominant_cc: u8,
+    pub presence_cc: u8,
+}
+
+/// The OSC settings (reads the text fields' locks: not for the audio thread).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OscSettings {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub prefix: String,
+}
+
+/// The default OSC destination and address prefix.
+pub const DEFAULT_OSC_HOST: &str = "127.0.0.1";
+pub const DEFAULT_OSC_PORT: i32 = 9000;
+pub const DEFAULT_OSC_PREFIX: &str = "/moodscope";
+
 /// The parameters a user sets; all are persisted with the host session.
 #[derive(Params)]
 pub struct MoodscopeParams {
@@ -103,6 +161,59 @@ pub struct MoodscopeParams {
     /// `File`. Not a parameter (hosts cannot automate paths); saved with the session.
     #[persist = "head-file"]
     pub head_file: Arc<RwLock<Option<PathBuf>>>,
+    /// The editor's window size (logical pixels), saved with the session.
+    #[persist = "editor-state"]
+    pub editor_size: Arc<RwLock<crate::editor::EditorSize>>,
+
+    /// Send the moods as MIDI CCs from `process()`.
+    #[id = "midi-out"]
+    pub midi_out: BoolParam,
+    /// MIDI channel, 1–16.
+    #[id = "midi-channel"]
+    pub midi_channel: IntParam,
+    #[id = "midi-resolution"]
+    pub midi_resolution: EnumParam<MidiResolution>,
+    /// CC of each mood, in the head's label order (Happy, Sad, Angry, Scary for the shipped
+    /// heads): the smoothed probability, 0–1 → 0–127 (or 0–16383).
+    #[id = "cc-mood-1"]
+    pub cc_mood_1: IntParam,
+    #[id = "cc-mood-2"]
+    pub cc_mood_2: IntParam,
+    #[id = "cc-mood-3"]
+    pub cc_mood_3: IntParam,
+    #[id = "cc-mood-4"]
+    pub cc_mood_4: IntParam,
+    /// CC of the dominant mood: 0 with no music, else the mood's number (1 = first label);
+    /// in 14-bit mode on the MSB, with LSB 0.
+    #[id = "cc-dominant"]
+    pub cc_dominant: IntParam,
+    /// CC of the music presence, 0–1 → 0–127 (or 0–16383).
+    #[id = "cc-presence"]
+    pub cc_presence: IntParam,
+
+    /// Send the moods over OSC (UDP) from the worker after each update.
+    #[id = "osc-out"]
+    pub osc_out: BoolParam,
+    #[id = "osc-port"]
+    pub osc_port: IntParam,
+    /// Host name or address to send OSC to.
+    #[persist = "osc-host"]
+    pub osc_host: Arc<RwLock<String>>,
+    /// OSC address prefix: messages go to `PREFIX/happy` … `PREFIX/dominant`, `PREFIX/presence`.
+    #[persist = "osc-prefix"]
+    pub osc_prefix: Arc<RwLock<String>>,
+
+    /// Read-outs of the published moods (see the module doc): written by the worker only.
+    #[id = "out-mood-1"]
+    pub out_mood_1: FloatParam,
+    #[id = "out-mood-2"]
+    pub out_mood_2: FloatParam,
+    #[id = "out-mood-3"]
+    pub out_mood_3: FloatParam,
+    #[id = "out-mood-4"]
+    pub out_mood_4: FloatParam,
+    #[id = "out-presence"]
+    pub out_presence: FloatParam,
 }
 
 /// Longest smoothing time constant, seconds.
@@ -136,8 +247,57 @@ impl Default for MoodscopeParams {
             backbone: EnumParam::new("Backbone", BackboneParam::Yamnet).non_automatable(),
             head: EnumParam::new("Head", HeadParam::Default).non_automatable(),
             head_file: Arc::new(RwLock::new(None)),
+            editor_size: Arc::new(RwLock::new(crate::editor::EditorSize::default())),
+
+            midi_out: BoolParam::new("MIDI out", false).non_automatable(),
+            midi_channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 })
+                .non_automatable(),
+            midi_resolution: EnumParam::new("MIDI resolution", MidiResolution::SevenBit)
+                .non_automatable(),
+            cc_mood_1: cc_param("CC mood 1 (Happy)", 20),
+            cc_mood_2: cc_param("CC mood 2 (Sad)", 21),
+            cc_mood_3: cc_param("CC mood 3 (Angry)", 22),
+            cc_mood_4: cc_param("CC mood 4 (Scary)", 23),
+            cc_dominant: cc_param("CC dominant mood", 24),
+            cc_presence: cc_param("CC music presence", 25),
+
+            osc_out: BoolParam::new("OSC out", false).non_automatable(),
+            osc_port: IntParam::new(
+                "OSC port",
+                DEFAULT_OSC_PORT,
+                IntRange::Linear { min: 1, max: 65535 },
+            )
+            .non_automatable(),
+            osc_host: Arc::new(RwLock::new(DEFAULT_OSC_HOST.to_owned())),
+            osc_prefix: Arc::new(RwLock::new(DEFAULT_OSC_PREFIX.to_owned())),
+
+            out_mood_1: read_out("Mood 1 (Happy)"),
+            out_mood_2: read_out("Mood 2 (Sad)"),
+            out_mood_3: read_out("Mood 3 (Angry)"),
+            out_mood_4: read_out("Mood 4 (Scary)"),
+            out_presence: read_out("Music presence"),
         }
     }
+}
+
+fn cc_param(name: &str, default: i32) -> IntParam {
+    IntParam::new(
+        name,
+        default,
+        IntRange::Linear {
+            min: 0,
+            max: MAX_CC,
+        },
+    )
+    .non_automatable()
+}
+
+fn read_out(name: &str) -> FloatParam {
+    FloatParam::new(name, 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+        .with_unit(" %")
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
+        .non_automatable()
 }
 
 /// What the worker builds its analyser from. Changing any of it restarts the analysis.
@@ -174,6 +334,68 @@ impl MoodscopeParams {
     /// Smoothing time constant and the thresholds the sensitivity maps to (see the module doc).
     pub fn smoothing_settings(&self) -> SmoothingSettings {
         smoothing_settings(self.smoothing.value(), self.sensitivity.value())
+    }
+
+    /// The MIDI CC settings: atomic loads only, for `process()`.
+    #[inline]
+    pub fn midi_settings(&self) -> MidiSettings {
+        let cc = |p: &IntParam| p.value().clamp(0, MAX_CC) as u8;
+        MidiSettings {
+            enabled: self.midi_out.value(),
+            channel: (self.midi_channel.value().clamp(1, 16) - 1) as u8,
+            fourteen_bit: self.midi_resolution.value() == MidiResolution::FourteenBit,
+            mood_ccs: [
+                cc(&self.cc_mood_1),
+                cc(&self.cc_mood_2),
+                cc(&self.cc_mood_3),
+                cc(&self.cc_mood_4),
+            ],
+            dominant_cc: cc(&self.cc_dominant),
+            presence_cc: cc(&self.cc_presence),
+        }
+    }
+
+    /// The OSC settings. Locks the text fields: not for the audio thread.
+    pub fn osc_settings(&self) -> OscSettings {
+        let text = |field: &RwLock<String>| field.read().unwrap_or_else(|e| e.into_inner()).clone();
+        OscSettings {
+            enabled: self.osc_out.value(),
+            host: text(&self.osc_host),
+            port: self.osc_port.value().clamp(1, 65535) as u16,
+            prefix: text(&self.osc_prefix),
+        }
+    }
+
+    /// Writes the published moods into the read-out parameters (see the module doc). Worker
+    /// only; the values are atomics that `process()` never reads.
+    pub fn mirror(&self, snapshot: &super::shared::MoodSnapshot) {
+        use nice_plug::params::InternalParamMut;
+        let outs = [
+            &self.out_mood_1,
+            &self.out_mood_2,
+            &self.out_mood_3,
+            &self.out_mood_4,
+        ];
+        for (i, param) in outs.into_iter().enumerate() {
+            let value = snapshot.probabilities().get(i).copied().unwrap_or(0.0);
+            // SAFETY: nice-plug reserves its setters for its wrappers, so that a value never
+            // changes under `process()`; nothing reads these parameters there (they are
+            // read-outs), and the value is an atomic, so no thread sees a torn value.
+            unsafe { param._internal_set_plain_value(finite_unit(value)) };
+        }
+        // SAFETY: as above.
+        unsafe {
+            self.out_presence
+                ._internal_set_plain_value(finite_unit(snapshot.presence))
+        };
+    }
+}
+
+fn finite_unit(v: f32) -> f32 {
+    if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 

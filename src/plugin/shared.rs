@@ -134,6 +134,8 @@ pub struct Published {
     dropped_samples: AtomicU64,
     /// Times the analysis was restarted after an internal error.
     restarts: AtomicU32,
+    /// What is wrong with the MIDI and OSC output settings, in plain words ("" when nothing).
+    outputs_status: Mutex<String>,
 }
 
 impl Default for Published {
@@ -153,6 +155,7 @@ impl Default for Published {
             label_names: Mutex::new(Arc::from(Vec::new())),
             dropped_samples: AtomicU64::new(0),
             restarts: AtomicU32::new(0),
+            outputs_status: Mutex::new(String::new()),
         }
     }
 }
@@ -305,6 +308,30 @@ impl Published {
 
     pub fn add_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Problems with the MIDI CC and OSC outputs (bad settings, an unreachable OSC host), one per
+    /// line, for the editor; empty when both are fine or off. Written by the worker
+    /// (`crate::outputs`). Locks: not for the audio thread.
+    pub fn outputs_status(&self) -> String {
+        self.outputs_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the outputs' problems (logged when they change). Not for the audio thread.
+    pub fn set_outputs_status(&self, message: &str) {
+        let mut current = self
+            .outputs_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *current != message {
+            if !message.is_empty() {
+                nice_plug::nice_warn!("Moodscope outputs: {message}");
+            }
+            message.clone_into(&mut current);
+        }
     }
 }
 

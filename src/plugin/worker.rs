@@ -10,6 +10,9 @@
 //! and the analysis is rebuilt (at once after a settings change or `Reload`, after a back-off
 //! after an error, so that models installed while the plugin runs are picked up).
 //!
+//! Between looks at the ring (and every `IDLE_POLL_INTERVAL` without a stream) the thread runs
+//! `crate::outputs::Outputs::poll`: OSC, the mood read-out parameters, the outputs' status.
+//!
 //! Control messages (start, stop, reload, shutdown) come from the main thread on a crossbeam
 //! channel; parameters are read from their atomics, so host automation needs no message (the
 //! audio thread sends nothing: a channel send may wake a thread, which is a syscall).
@@ -28,6 +31,7 @@ use crate::engine::{
     Analyser, AnalyserConfig, EngineError, HeadChoice, Smoother, SmoothingSettings, WindowReading,
 };
 use crate::models::ModelDir;
+use crate::outputs::Outputs;
 use crate::ring::RingReader;
 
 use super::params::{AnalysisSettings, MoodscopeParams};
@@ -41,6 +45,9 @@ pub const WINDOW_LOG_ENV: &str = "MOODSCOPE_WINDOW_LOG";
 
 /// How long the worker sleeps between looks at the ring when idle.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the worker looks at the outputs (OSC, settings) while it has no stream to analyse
+/// (deactivated, or an offline render analysing in `process()`).
+pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How far the analysis may fall behind the audio before the oldest audio is dropped.
 pub const MAX_LAG_SECONDS: f64 = 2.0;
 /// Ring length: room for the allowed lag and as much again for a worker that is not scheduled.
@@ -394,11 +401,20 @@ fn run(
     models: &ModelDir,
 ) {
     let mut stream: Option<Stream> = None;
+    let mut outputs = Outputs::new();
     loop {
+        // OSC, the read-out parameters and the outputs' status, after each look at the ring.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| outputs.poll(params, published))) {
+            published.set_outputs_status(&format!(
+                "The outputs stopped on an internal error ({}); restarting them",
+                panic_message(payload.as_ref())
+            ));
+            outputs = Outputs::new();
+        }
         let message = if stream.is_some() {
             inbox.recv_timeout(POLL_INTERVAL)
         } else {
-            inbox.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            inbox.recv_timeout(IDLE_POLL_INTERVAL)
         };
         match message {
             Ok(Control::Start {

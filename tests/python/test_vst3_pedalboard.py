@@ -78,7 +78,9 @@ def test_loads_and_creates_its_parameters():
     assert plugin.name == "Moodscope"
     assert plugin.is_effect
     params = plugin.parameters
-    assert list(params) == ["smoothing_s", "sensitivity", "window_hop", "backbone", "head"], list(params)
+    assert list(params)[:5] == ["smoothing_s", "sensitivity", "window_hop", "backbone", "head"], list(params)
+    # Then the MIDI CC and OSC settings and the mood read-outs (README: "MIDI CC and OSC out").
+    assert "midi_out" in params and "osc_out" in params and "music_presence" in params, list(params)
     assert params["smoothing_s"].name == "Smoothing"
     assert params["smoothing_s"].label.strip() == "s"
     assert params["smoothing_s"].range[:2] == (0.0, 30.0)

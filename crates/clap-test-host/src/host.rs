@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
 use clack_extensions::audio_ports_config::{AudioPortsConfigBuffer, PluginAudioPortsConfig};
+use clack_extensions::gui::HostGui;
 use clack_extensions::latency::PluginLatency;
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
-use clack_host::events::event_types::ParamValueEvent;
+use clack_host::events::event_types::{MidiEvent, ParamValueEvent};
 use clack_host::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,8 @@ use crate::audio::{Audio, BlockPlan};
 pub struct Shared {
     callback_requested: AtomicBool,
     restart_requested: AtomicBool,
+    /// What the plugin's editor asked of the host window (`gui`).
+    pub(crate) gui: crate::gui::GuiRequests,
 }
 
 impl SharedHandler<'_> for Shared {
@@ -43,12 +46,17 @@ impl SharedHandler<'_> for Shared {
 pub struct MainThread;
 impl MainThreadHandler<'_> for MainThread {}
 
-/// The host's handler types (no host-side extensions: the plugin must cope without them).
+/// The host's handler types. The only host-side extension is `gui` (nice-plug needs it to open
+/// an editor); for everything else the plugin must cope without.
 pub struct TestHost;
 impl HostHandlers for TestHost {
     type Shared<'a> = Shared;
     type MainThread<'a> = MainThread;
     type AudioProcessor<'a> = ();
+
+    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
+        builder.register::<HostGui>();
+    }
 }
 
 /// One parameter as the host sees it.
@@ -136,6 +144,23 @@ pub struct Processed {
     pub blocks: usize,
     /// Longest single `process()` call.
     pub max_process: Duration,
+    /// The MIDI messages the plugin sent (CLAP output events), in order.
+    pub midi: Vec<MidiOut>,
+}
+
+/// One MIDI message from the plugin's output events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MidiOut {
+    /// Index of the block it came with.
+    pub block: usize,
+    /// Frame of the stream where that block starts (since the pass began).
+    pub block_start: usize,
+    pub block_len: usize,
+    /// Sample offset inside the block (the event's `time`).
+    pub time: u32,
+    pub port: u16,
+    /// Status, data 1, data 2 (for a CC: 0xB0 | channel, CC number, value).
+    pub data: [u8; 3],
 }
 
 /// A loaded plugin instance.
@@ -226,6 +251,11 @@ impl Host {
 
     pub fn entry(&self) -> &PluginEntry {
         &self.entry
+    }
+
+    /// The plugin instance, for what this module does not wrap (the editor: `gui.rs`).
+    pub fn instance(&mut self) -> &mut PluginInstance<TestHost> {
+        &mut self.instance
     }
 
     /// Runs main-thread callbacks the plugin asked for.
@@ -479,6 +509,7 @@ impl Host {
                         let mut max_process = Duration::ZERO;
                         let mut at = 0usize;
                         let mut steady = 0u64;
+                        let mut midi = Vec::new();
                         for (index, &n) in sizes.iter().enumerate() {
                             events.clear();
                             if let Some(automation) = &playback.automation {
@@ -533,6 +564,18 @@ impl Host {
                                 None,
                             );
                             max_process = max_process.max(t.elapsed());
+                            for event in out_events.iter() {
+                                if let Some(m) = event.as_event::<MidiEvent>() {
+                                    midi.push(MidiOut {
+                                        block: index,
+                                        block_start: at,
+                                        block_len: n,
+                                        time: m.header().time(),
+                                        port: m.port_index(),
+                                        data: m.data(),
+                                    });
+                                }
+                            }
                             if let Err(e) = status {
                                 let message = format!("process() at frame {at}: {e}");
                                 return (started.stop_processing(), Err(anyhow!(message)));
@@ -549,6 +592,7 @@ impl Host {
                             Ok(Processed {
                                 output,
                                 blocks: sizes.len(),
+                                midi,
                                 max_process,
                             }),
                         )

@@ -22,6 +22,70 @@ struct Cli {
 enum Command {
     /// Play audio through the plugin and report passthrough, parameters, state and moods as JSON.
     Run(RunArgs),
+    /// Open the plugin's editor in an X11 window while music plays, save a screenshot (PNG) and
+    /// report what the host saw as JSON.
+    Editor(EditorArgs),
+}
+
+#[derive(clap::Args)]
+struct EditorArgs {
+    /// The `.clap` bundle.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// Audio file to play while the editor is open (looped).
+    #[arg(long)]
+    input: PathBuf,
+    /// Seconds to keep the editor open before the screenshot.
+    #[arg(long, default_value_t = 6.0)]
+    seconds: f64,
+    /// Where to save the screenshot.
+    #[arg(long)]
+    screenshot: PathBuf,
+    /// Resize the editor to WIDTHxHEIGHT (physical pixels) before showing it.
+    #[arg(long, value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    #[arg(long, default_value_t = 512)]
+    block: usize,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
+    Ok((
+        w.parse().map_err(|e| format!("{e}"))?,
+        h.parse().map_err(|e| format!("{e}"))?,
+    ))
+}
+
+fn editor(args: EditorArgs) -> ExitCode {
+    let run = || -> anyhow::Result<clap_test_host::gui::EditorReport> {
+        let music = clap_test_host::audio::decode_prefix(&args.input, Some(30.0))?.with_channels(2);
+        let mut host = clap_test_host::host::Host::load(&args.plugin, None)?;
+        let session = clap_test_host::gui::EditorSession {
+            seconds: args.seconds,
+            resize_to: args.resize,
+            block: args.block,
+        };
+        let mut report =
+            clap_test_host::gui::editor_session(&mut host, &music, &session, &args.screenshot)?;
+        let state = host.save_state()?;
+        drop(host);
+        let mut fresh = clap_test_host::host::Host::load(&args.plugin, None)?;
+        fresh.load_state(&state)?;
+        report.restored_size = Some(clap_test_host::gui::editor_size(&mut fresh)?);
+        Ok(report)
+    };
+    match run().and_then(|report| Ok(serde_json::to_string_pretty(&report)?)) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -98,7 +162,10 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Editor(args) => return editor(args),
+    };
     if let Some(path) = &args.window_log {
         // Before the plugin is loaded and before any thread exists.
         std::env::set_var("MOODSCOPE_WINDOW_LOG", path);

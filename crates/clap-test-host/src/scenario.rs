@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{self, Audio, BlockPlan};
-use crate::host::{compare_passthrough, Automation, Host, ParamDesc, Passthrough, Playback};
+use crate::host::{
+    compare_passthrough, Automation, Host, MidiOut, ParamDesc, Passthrough, Playback,
+};
 use crate::window_log::{self, WindowRow};
 
 /// Where the test audio comes from.
@@ -91,6 +93,9 @@ pub struct Pass {
     pub latency: Option<u32>,
     pub passthrough: Passthrough,
     pub max_process_micros: u128,
+    /// The MIDI messages the plugin sent during the pass.
+    #[serde(default)]
+    pub midi: Vec<MidiOut>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,6 +129,9 @@ pub struct Report {
     pub flaps: Vec<Pass>,
     pub passes: Vec<Pass>,
     pub published: Option<Published>,
+    /// The parameters after the passes (the mood read-outs mirror the last published mood).
+    #[serde(default)]
+    pub params_after: Vec<ParamDesc>,
 }
 
 pub fn run(s: &Scenario) -> Result<Report> {
@@ -187,6 +195,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
                 latency,
                 passthrough: compare_passthrough(&nothing, &nothing.channels),
                 max_process_micros: 0,
+                midi: Vec::new(),
             });
             continue;
         }
@@ -203,6 +212,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
             latency,
             passthrough: compare_passthrough(&burst, &processed.output),
             max_process_micros: processed.max_process.as_micros(),
+            midi: processed.midi,
         });
     }
     let automation = if s.automate {
@@ -248,8 +258,13 @@ pub fn run(s: &Scenario) -> Result<Report> {
             latency,
             passthrough: compare_passthrough(&input, &processed.output),
             max_process_micros: processed.max_process.as_micros(),
+            midi: processed.midi,
         });
     }
+    // The worker mirrors each published mood into the read-out parameters (it looks every few
+    // milliseconds while idle).
+    std::thread::sleep(Duration::from_millis(100));
+    let params_after = host.params()?;
     let plugin_id = host.id.clone();
     let plugin_name = host.name.clone();
     // Destroying the instance stops its worker, which completes the window log.
@@ -279,5 +294,6 @@ pub fn run(s: &Scenario) -> Result<Report> {
         flaps,
         passes,
         published,
+        params_after,
     })
 }

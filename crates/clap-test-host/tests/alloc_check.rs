@@ -7,7 +7,8 @@
 //! The runs cover what the audio thread can meet: rates 22.05–192 kHz, blocks of 1, 512, 8192
 //! and variable sizes, mono and stereo, repeated activation, resets, host automation, NaN/Inf/
 //! denormal/noise input, missing models, an offline render, and a worker that panics (debug
-//! builds inject it with `MOODSCOPE_DEBUG_WORKER_PANICS`) and must restart.
+//! builds inject it with `MOODSCOPE_DEBUG_WORKER_PANICS`) and must restart; MIDI CC out on (7-bit,
+//! 14-bit, overlapping CC numbers), so that `process()` sends CCs under the check.
 
 mod common;
 
@@ -39,6 +40,10 @@ fn real_time_processing_never_allocates() {
                 "--automate",
                 "--reset-at",
                 "1.5",
+                "--set",
+                "MIDI out=On",
+                "--set",
+                "MIDI resolution=14-bit",
             ],
         ),
         (
@@ -57,13 +62,27 @@ fn real_time_processing_never_allocates() {
                 "2",
                 "--faults-at",
                 "1",
+                "--set",
+                "MIDI out=On",
             ],
         ),
         (
             &stereo,
             &[
-                "--block", "8192", "--rate", "192000", "--rate", "22050", "--speed", "4",
-                "--linger", "0.3",
+                "--block",
+                "8192",
+                "--rate",
+                "192000",
+                "--rate",
+                "22050",
+                "--speed",
+                "4",
+                "--linger",
+                "0.3",
+                "--set",
+                "MIDI out=On",
+                "--set",
+                "CC mood 2 (Sad)=20",
             ],
         ),
         (
@@ -108,11 +127,17 @@ fn offline_rendering_and_missing_models_never_allocate_where_they_must_not() {
             "--automate",
             "--reset-at",
             "1",
+            "--set",
+            "MIDI out=On",
+            "--set",
+            "MIDI resolution=14-bit",
         ])
         .window_log(&log)
         .run()
         .report();
     assert_clean_passes(&report, "assert_process_allocs, offline");
+    let ccs: usize = report.passes.iter().map(|p| p.midi.len()).sum();
+    assert!(ccs >= 12, "the render sent {ccs} MIDI messages");
     let windows = read_log(&log);
     assert_sane_moods(&windows, "assert_process_allocs, offline");
     assert!(

@@ -220,8 +220,38 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
     let names: Vec<&str> = report.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["Smoothing", "Sensitivity", "Window hop", "Backbone", "Head"]
+        [
+            "Smoothing",
+            "Sensitivity",
+            "Window hop",
+            "Backbone",
+            "Head",
+            "MIDI out",
+            "MIDI channel",
+            "MIDI resolution",
+            "CC mood 1 (Happy)",
+            "CC mood 2 (Sad)",
+            "CC mood 3 (Angry)",
+            "CC mood 4 (Scary)",
+            "CC dominant mood",
+            "CC music presence",
+            "OSC out",
+            "OSC port",
+            "Mood 1 (Happy)",
+            "Mood 2 (Sad)",
+            "Mood 3 (Angry)",
+            "Mood 4 (Scary)",
+            "Music presence",
+        ]
     );
+    // The outputs' settings and the mood read-outs are not automatable.
+    for p in &report.params[5..] {
+        assert!(!p.automatable, "{} is not automatable", p.name);
+    }
+    assert_eq!(by_name("MIDI out").text, "Off");
+    assert_eq!(by_name("OSC out").text, "Off");
+    assert_eq!(by_name("MIDI channel").text, "1");
+    assert_eq!(by_name("OSC port").text, "9000");
 
     // nice-plug shows continuous parameters to CLAP hosts normalized (0–1, skewed for the
     // smoothing); the plugin's texts say what the values mean.

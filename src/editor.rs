@@ -1,0 +1,772 @@
+//! The plugin's editor (nice-plug-egui): what a producer at the desk or a DJ in a dark booth sees.
+//!
+//! In: `plugin::shared::Published` (the smoothed moods, dominant mood, confidence, presence, the
+//! status line, label names, dropped audio), read wait-free or with short locks at each frame,
+//! and the parameters. Out: parameter changes (through nice-plug's `ParamSetter`) and the window
+//! size, persisted with the session (`MoodscopeParams::editor_size`, `editor-state`).
+//!
+//! The window shows, top to bottom: the dominant mood and its confidence in large type, with the
+//! music presence; the status (the model in use, any problem in plain words, dropped audio, bad
+//! output settings); one meter per mood; a scrolling timeline of the last minute; the settings
+//! (analysis, or MIDI CC and OSC out). Each mood keeps one
+//! colour-blind-safe colour (Okabe-Ito palette) everywhere. The editor never waits on the worker:
+//! the moods are a seqlock snapshot, the status and label names a brief lock on a string.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use egui::{Align2, Color32, FontId, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2};
+use nice_plug::context::gui::GuiContext;
+use nice_plug::editor::dpi::{LogicalSize, NativeSize};
+use nice_plug::editor::{HostMethods, SpawnedEditor};
+use nice_plug::prelude::*;
+use nice_plug_egui::resizable_window::ResizableWindow;
+use nice_plug_egui::widgets::ParamSlider;
+use nice_plug_egui::{
+    create_egui_editor, EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings, Frame,
+    NiceEguiApp, RepaintNotifier,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::head::MOODS;
+use crate::plugin::params::{BackboneParam, HeadParam, MoodscopeParams};
+use crate::plugin::shared::{clock, Health, MoodSnapshot, Published, MAX_LABELS};
+
+/// Okabe-Ito colours of the four moods, in the order of `head::MOODS`.
+pub const MOOD_COLOURS: [Color32; 4] = [
+    Color32::from_rgb(0xF0, 0xE4, 0x42), // Happy: yellow
+    Color32::from_rgb(0x56, 0xB4, 0xE9), // Sad: sky blue
+    Color32::from_rgb(0xD5, 0x5E, 0x00), // Angry: vermillion
+    Color32::from_rgb(0xCC, 0x79, 0xA7), // Scary: reddish purple
+];
+
+/// The rest of the Okabe-Ito palette, for the labels of user-trained heads.
+const OTHER_COLOURS: [Color32; 3] = [
+    Color32::from_rgb(0xE6, 0x9F, 0x00), // orange
+    Color32::from_rgb(0x00, 0x9E, 0x73), // bluish green
+    Color32::from_rgb(0x00, 0x72, 0xB2), // blue
+];
+
+const BACKGROUND: Color32 = Color32::from_rgb(0x12, 0x12, 0x16);
+const PANEL: Color32 = Color32::from_rgb(0x24, 0x24, 0x2C);
+const DIM_TEXT: Color32 = Color32::from_rgb(0xB0, 0xB0, 0xB8);
+
+/// Seconds of mood the timeline shows.
+pub const TIMELINE_SECONDS: f64 = 60.0;
+/// How often the editor repaints on its own (moods change without any input).
+const REPAINT_EVERY: Duration = Duration::from_millis(40);
+
+/// The editor's size in logical pixels, saved with the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditorSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for EditorSize {
+    fn default() -> Self {
+        Self {
+            width: 900,
+            height: 640,
+        }
+    }
+}
+
+const MIN_SIZE: EditorSize = EditorSize {
+    width: 520,
+    height: 420,
+};
+
+/// The colour of label `index` named `name`: the mood's own for the four moods, else the rest of
+/// the palette in turn.
+pub fn label_colour(index: usize, name: &str) -> Color32 {
+    match MOODS.iter().position(|m| m.eq_ignore_ascii_case(name)) {
+        Some(mood) => MOOD_COLOURS[mood],
+        None => OTHER_COLOURS[index % OTHER_COLOURS.len()],
+    }
+}
+
+/// The minute of moods the timeline draws, fed from published snapshots.
+#[derive(Default)]
+pub struct History {
+    /// (time on `shared::clock()` in seconds, probabilities, labels) per publication, oldest first.
+    points: VecDeque<(f64, [f32; MAX_LABELS], usize)>,
+    last_sequence: u64,
+}
+
+impl History {
+    /// Records a snapshot unless it was already seen; forgets what is older than the timeline.
+    pub fn record(&mut self, snapshot: &MoodSnapshot, now: f64) {
+        if snapshot.sequence != 0 && snapshot.sequence != self.last_sequence {
+            self.last_sequence = snapshot.sequence;
+            let at = snapshot.published_at.as_secs_f64();
+            self.points
+                .push_back((at, snapshot.probabilities, snapshot.labels));
+        }
+        while self
+            .points
+            .front()
+            .is_some_and(|p| p.0 < now - TIMELINE_SECONDS - 1.0)
+        {
+            self.points.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+}
+
+/// The egui app: reads `Published` at each frame and draws.
+struct App {
+    params: Arc<MoodscopeParams>,
+    published: Arc<Published>,
+    gui: Option<GuiContext>,
+    snapshot: MoodSnapshot,
+    history: History,
+    /// Which settings show at the bottom.
+    tab: SettingsTab,
+    /// Height of the settings' rows when last drawn.
+    settings_content: f32,
+    /// The OSC host and prefix being typed (applied when the field loses focus or on Enter).
+    osc_host: String,
+    osc_prefix: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SettingsTab {
+    Analysis,
+    Outputs,
+}
+
+impl NiceEguiApp for App {
+    fn build(
+        &mut self,
+        egui_ctx: egui::Context,
+        nice_gui_ctx: GuiContext,
+        frame: &mut Frame,
+    ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
+        egui_ctx.set_visuals(egui::Visuals::dark());
+        egui_ctx.all_styles_mut(|style| {
+            style.visuals.panel_fill = BACKGROUND;
+            for (text_style, font) in style.text_styles.iter_mut() {
+                if matches!(text_style, egui::TextStyle::Body | egui::TextStyle::Button) {
+                    font.size = 16.0;
+                }
+            }
+        });
+        frame.set_clear_color(BACKGROUND.into());
+        self.gui = Some(nice_gui_ctx);
+        Ok(())
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut Frame) {
+        if let Some(snapshot) = self.published.read() {
+            self.snapshot = snapshot;
+        }
+        let now = clock().as_secs_f64();
+        self.history.record(&self.snapshot, now);
+        ui.ctx().request_repaint_after(REPAINT_EVERY);
+
+        let names = label_names(&self.published);
+        let min = Vec2::new(MIN_SIZE.width as f32, MIN_SIZE.height as f32);
+        ResizableWindow::new("moodscope-editor")
+            .min_size(min)
+            .show(ui, |ui| {
+                egui::Frame::NONE
+                    .inner_margin(egui::Margin::symmetric(14, 8))
+                    .show(ui, |ui| self.contents(ui, &names, now));
+            });
+    }
+
+    fn resized(&mut self, new_size: nice_plug_egui::baseview::WindowSize) {
+        let size = EditorSize {
+            width: new_size.logical.width.round() as u32,
+            height: new_size.logical.height.round() as u32,
+        };
+        *self
+            .params
+            .editor_size
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = size;
+    }
+
+    fn editor_closed(&mut self) {
+        self.gui = None;
+    }
+}
+
+impl App {
+    /// Everything, top to bottom; the timeline takes the height the rest leaves.
+    fn contents(&mut self, ui: &mut Ui, names: &[String], now: f64) {
+        ui.spacing_mut().item_spacing = Vec2::new(8.0, 6.0);
+        // The mood and the meters grow with the window (1: the default size), to be read from
+        // further away on a bigger screen.
+        let scale = (ui.available_height() / 620.0)
+            .min(ui.available_width() / 870.0)
+            .clamp(0.7, 2.5);
+        header(ui, &self.snapshot, self.published.health(), names, scale);
+        status(ui, &self.published, &self.params);
+        ui.add_space(4.0);
+        meters(ui, &self.snapshot, names, scale);
+        ui.add_space(4.0);
+        // The settings take what their rows need (as last drawn: that depends on the tab, the
+        // width and the font), up to about half of what is left; they scroll beyond.
+        let available = ui.available_height();
+        let tabs = 34.0;
+        let room = (tabs + self.settings_content).min((available * 0.5).max(tabs + 60.0));
+        let height = (available - room - 8.0).max(80.0);
+        timeline(ui, &self.history, names, now, height);
+        if let Some(gui) = self.gui.clone() {
+            self.settings(ui, &gui, room - tabs);
+        }
+    }
+
+    /// The settings: a tab for the analysis, one for the outputs.
+    fn settings(&mut self, ui: &mut Ui, gui: &GuiContext, max_height: f32) {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, SettingsTab::Analysis, "Analysis settings");
+            ui.selectable_value(&mut self.tab, SettingsTab::Outputs, "MIDI and OSC out");
+        });
+        let scrolled = egui::ScrollArea::vertical()
+            .id_salt("moodscope-settings-scroll")
+            .max_height(max_height)
+            .auto_shrink([false, true])
+            .show(ui, |ui| match self.tab {
+                SettingsTab::Analysis => analysis_settings(ui, &self.params, gui),
+                SettingsTab::Outputs => {
+                    output_settings(ui, &self.params, gui);
+                    osc_text_settings(ui, &self.params, &mut self.osc_host, &mut self.osc_prefix);
+                }
+            });
+        let content = scrolled.content_size.y;
+        if (content - self.settings_content).abs() > 0.5 {
+            self.settings_content = content;
+            ui.ctx().request_repaint();
+        }
+    }
+}
+
+/// The label names published by the head, or the four moods before any head is loaded (so that
+/// the meters show even when the models are missing).
+fn label_names(published: &Published) -> Vec<String> {
+    let names = published.label_names();
+    if names.is_empty() {
+        MOODS.iter().map(|m| m.to_string()).collect()
+    } else {
+        names.to_vec()
+    }
+}
+
+/// The dominant mood and its confidence, large; music presence on the right.
+fn header(ui: &mut Ui, snapshot: &MoodSnapshot, health: Health, names: &[String], scale: f32) {
+    let size = Vec2::new(ui.available_width(), 96.0 * scale);
+    let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
+    let painter = ui.painter_at(rect);
+    let left = rect.left_center() + Vec2::new(8.0, 0.0);
+    match snapshot.dominant {
+        Some(d) if d < names.len() => {
+            let colour = label_colour(d, &names[d]);
+            let mood = painter.text(
+                left,
+                Align2::LEFT_CENTER,
+                names[d].to_uppercase(),
+                FontId::proportional(72.0 * scale),
+                colour,
+            );
+            painter.text(
+                Pos2::new(mood.right() + 20.0 * scale, rect.center().y + 8.0 * scale),
+                Align2::LEFT_CENTER,
+                format!("{:.0} %", snapshot.confidence * 100.0),
+                FontId::proportional(48.0 * scale),
+                Color32::WHITE,
+            );
+        }
+        _ => {
+            let text = match (health, snapshot.sequence) {
+                (Health::Failed, _) => "Not analysing",
+                (_, 0) => "Listening…",
+                _ => "No music",
+            };
+            painter.text(
+                left,
+                Align2::LEFT_CENTER,
+                text,
+                FontId::proportional(56.0 * scale),
+                DIM_TEXT,
+            );
+        }
+    }
+    presence(ui, &painter, rect, snapshot.presence, scale);
+}
+
+/// "Music" and a bar of the presence, at the right end of the header.
+fn presence(ui: &Ui, painter: &egui::Painter, header: Rect, presence: f32, scale: f32) {
+    let width = (header.width() * 0.25).clamp(120.0, 240.0 * scale);
+    let area = Rect::from_min_max(
+        Pos2::new(header.right() - width - 8.0, header.top() + 14.0 * scale),
+        Pos2::new(header.right() - 8.0, header.bottom() - 14.0 * scale),
+    );
+    painter.text(
+        area.left_top(),
+        Align2::LEFT_TOP,
+        format!("Music {:.0} %", presence.clamp(0.0, 1.0) * 100.0),
+        FontId::proportional(24.0 * scale.min(1.5)),
+        ui.visuals().strong_text_color(),
+    );
+    let bar = Rect::from_min_max(
+        Pos2::new(area.left(), area.bottom() - 18.0 * scale),
+        area.right_bottom(),
+    );
+    bar_meter(painter, bar, presence, Color32::from_rgb(0xE0, 0xE0, 0xE0));
+}
+
+/// A horizontal bar filled to `value` (0–1).
+fn bar_meter(painter: &egui::Painter, rect: Rect, value: f32, colour: Color32) {
+    painter.rect_filled(rect, 4.0, PANEL);
+    let value = if value.is_finite() {
+        value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = Rect::from_min_size(rect.min, Vec2::new(rect.width() * value, rect.height()));
+    painter.rect_filled(filled, 4.0, colour);
+}
+
+/// The status line (plain words, coloured by health), the model in use, dropped audio.
+fn status(ui: &mut Ui, published: &Published, params: &MoodscopeParams) {
+    let status = published.status();
+    let colour = match status.health {
+        Health::Starting => DIM_TEXT,
+        Health::Running => Color32::from_rgb(0x00, 0xC0, 0x8C),
+        Health::Degraded => OTHER_COLOURS[0],
+        Health::Failed => Color32::from_rgb(0xFF, 0x70, 0x40),
+    };
+    let prefix = match status.health {
+        Health::Failed => "Problem: ",
+        Health::Degraded => "Warning: ",
+        _ => "",
+    };
+    ui.label(
+        RichText::new(format!("{prefix}{}", status.message))
+            .size(18.0)
+            .color(colour),
+    );
+    let mut details = format!("Model: {}", model_in_use(params));
+    let dropped = published.dropped_samples();
+    if dropped > 0 {
+        details.push_str(&format!(
+            " · {dropped} samples of audio dropped (the analysis fell behind)"
+        ));
+    }
+    let restarts = published.restarts();
+    if restarts > 0 {
+        details.push_str(&format!(" · analysis restarted {restarts}×"));
+    }
+    ui.label(RichText::new(details).size(15.0).color(DIM_TEXT));
+    let outputs = published.outputs_status();
+    for line in outputs.lines().filter(|l| !l.trim().is_empty()) {
+        ui.label(
+            RichText::new(format!("Output problem: {line}"))
+                .size(16.0)
+                .color(OTHER_COLOURS[0]),
+        );
+    }
+}
+
+/// "YAMNet, default head" or "VGGish, head mine.json".
+fn model_in_use(params: &MoodscopeParams) -> String {
+    let backbone = match params.backbone.value() {
+        BackboneParam::Yamnet => "YAMNet",
+        BackboneParam::Vggish => "VGGish",
+    };
+    let head = match params.head.value() {
+        HeadParam::Default => "default head".to_owned(),
+        HeadParam::File => match params.head_file.try_read().ok().and_then(|f| (*f).clone()) {
+            Some(path) => format!(
+                "head {}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => "head file not chosen (default head in use)".to_owned(),
+        },
+    };
+    format!("{backbone}, {head}")
+}
+
+/// One meter per label: name, bar, percentage.
+fn meters(ui: &mut Ui, snapshot: &MoodSnapshot, names: &[String], scale: f32) {
+    let rows = names.len().min(MAX_LABELS);
+    let row_height = if rows <= 4 { 40.0 } else { 24.0 } * scale;
+    let (rect, _) = ui.allocate_exact_size(
+        Vec2::new(ui.available_width(), row_height * rows as f32),
+        Sense::hover(),
+    );
+    let painter = ui.painter_at(rect);
+    let name_width = 130.0 * scale;
+    let value_width = 90.0 * scale;
+    let font = FontId::proportional(row_height * 0.65);
+    for (i, name) in names.iter().take(rows).enumerate() {
+        let top = rect.top() + i as f32 * row_height;
+        let row = Rect::from_min_size(
+            Pos2::new(rect.left(), top),
+            Vec2::new(rect.width(), row_height),
+        );
+        let colour = label_colour(i, name);
+        let value = if i < snapshot.labels {
+            snapshot.probabilities[i]
+        } else {
+            0.0
+        };
+        painter.text(
+            row.left_center() + Vec2::new(8.0, 0.0),
+            Align2::LEFT_CENTER,
+            name,
+            font.clone(),
+            colour,
+        );
+        let bar = Rect::from_min_max(
+            Pos2::new(row.left() + name_width, row.top() + 5.0),
+            Pos2::new(row.right() - value_width, row.bottom() - 5.0),
+        );
+        bar_meter(&painter, bar, value, colour);
+        painter.text(
+            row.right_center() - Vec2::new(8.0, 0.0),
+            Align2::RIGHT_CENTER,
+            format!("{:.0} %", value.clamp(0.0, 1.0) * 100.0),
+            font.clone(),
+            Color32::WHITE,
+        );
+    }
+}
+
+/// The last minute of every mood, now at the right edge.
+fn timeline(ui: &mut Ui, history: &History, names: &[String], now: f64, height: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 4.0, PANEL);
+    let plot = rect.shrink2(Vec2::new(8.0, 18.0));
+    let grid = Stroke::new(1.0, Color32::from_gray(70));
+    for level in [0.0, 0.5, 1.0] {
+        let y = plot.bottom() - plot.height() * level;
+        painter.hline(plot.x_range(), y, grid);
+        if level > 0.0 {
+            painter.text(
+                Pos2::new(plot.left() + 2.0, y - 1.0),
+                Align2::LEFT_BOTTOM,
+                format!("{:.0} %", level * 100.0),
+                FontId::proportional(12.0),
+                DIM_TEXT,
+            );
+        }
+    }
+    for seconds in [15.0, 30.0, 45.0] {
+        let x = plot.right() - plot.width() * (seconds / TIMELINE_SECONDS) as f32;
+        painter.vline(x, plot.y_range(), grid);
+        painter.text(
+            Pos2::new(x, rect.bottom() - 2.0),
+            Align2::CENTER_BOTTOM,
+            format!("−{seconds:.0} s"),
+            FontId::proportional(12.0),
+            DIM_TEXT,
+        );
+    }
+    painter.text(
+        rect.center_top() + Vec2::new(0.0, 2.0),
+        Align2::CENTER_TOP,
+        "Last minute",
+        FontId::proportional(13.0),
+        DIM_TEXT,
+    );
+    let to_x = |t: f64| plot.right() - plot.width() * ((now - t) / TIMELINE_SECONDS) as f32;
+    for (label, name) in names.iter().enumerate().take(MAX_LABELS) {
+        let points: Vec<Pos2> = history
+            .points
+            .iter()
+            .filter(|(_, _, labels)| label < *labels)
+            .map(|(t, p, _)| {
+                let value = if p[label].is_finite() {
+                    p[label].clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                Pos2::new(
+                    to_x(*t).max(plot.left()),
+                    plot.bottom() - plot.height() * value,
+                )
+            })
+            .collect();
+        if points.len() >= 2 {
+            painter.line(points, Stroke::new(2.5, label_colour(label, name)));
+        }
+    }
+    painter.rect_stroke(
+        rect,
+        4.0,
+        Stroke::new(1.0, Color32::from_gray(60)),
+        StrokeKind::Inside,
+    );
+}
+
+/// The analysis settings: one slider per parameter.
+fn analysis_settings(ui: &mut Ui, params: &MoodscopeParams, gui: &GuiContext) {
+    let setter = gui.param_setter();
+    let s = &setter;
+    let cells = vec![
+        cell("Smoothing", &params.smoothing, s),
+        cell("Sensitivity", &params.sensitivity, s),
+        cell("Window hop", &params.hop, s),
+        cell("Backbone", &params.backbone, s),
+        cell("Head", &params.head, s),
+    ];
+    param_grid(ui, "moodscope-settings", cells);
+}
+
+/// The MIDI CC and OSC parameters.
+fn output_settings(ui: &mut Ui, params: &MoodscopeParams, gui: &GuiContext) {
+    let setter = gui.param_setter();
+    let s = &setter;
+    let cells = vec![
+        cell("MIDI out", &params.midi_out, s),
+        cell("Channel", &params.midi_channel, s),
+        cell("Resolution", &params.midi_resolution, s),
+        cell("CC mood 1", &params.cc_mood_1, s),
+        cell("CC mood 2", &params.cc_mood_2, s),
+        cell("CC mood 3", &params.cc_mood_3, s),
+        cell("CC mood 4", &params.cc_mood_4, s),
+        cell("CC dominant", &params.cc_dominant, s),
+        cell("CC presence", &params.cc_presence, s),
+        cell("OSC out", &params.osc_out, s),
+        cell("OSC port", &params.osc_port, s),
+    ];
+    param_grid(ui, "moodscope-outputs", cells);
+}
+
+/// A labelled parameter slider.
+type Cell<'a> = (&'a str, Box<dyn Fn(&mut Ui) + 'a>);
+
+fn cell<'a, P: Param>(label: &'a str, param: &'a P, setter: &'a ParamSetter<'a>) -> Cell<'a> {
+    let widget = move |ui: &mut Ui| {
+        ui.add(ParamSlider::for_param(param, setter).with_width(100.0));
+    };
+    (label, Box::new(widget))
+}
+
+/// Labelled sliders in as many columns (up to three) as the width holds.
+fn param_grid(ui: &mut Ui, id: &str, cells: Vec<Cell<'_>>) {
+    let columns = ((ui.available_width() / 300.0).floor() as usize).clamp(1, 3);
+    egui::Grid::new(id)
+        .num_columns(columns * 2)
+        .spacing(Vec2::new(10.0, 6.0))
+        .show(ui, |ui| {
+            for (i, (label, widget)) in cells.iter().enumerate() {
+                ui.label(*label);
+                widget(ui);
+                if (i + 1) % columns == 0 {
+                    ui.end_row();
+                }
+            }
+        });
+}
+
+/// The OSC host and prefix: text fields, applied when the field loses focus.
+fn osc_text_settings(
+    ui: &mut Ui,
+    params: &MoodscopeParams,
+    host: &mut String,
+    prefix: &mut String,
+) {
+    ui.horizontal(|ui| {
+        for (label, field, buffer) in [
+            ("OSC host", &params.osc_host, host),
+            ("OSC prefix", &params.osc_prefix, prefix),
+        ] {
+            ui.label(label);
+            let edit = ui.add(egui::TextEdit::singleline(buffer).desired_width(180.0));
+            if edit.lost_focus() {
+                let mut saved = field.write().unwrap_or_else(|e| e.into_inner());
+                if *saved != *buffer {
+                    saved.clone_from(buffer);
+                }
+            } else if !edit.has_focus() {
+                if let Ok(saved) = field.try_read() {
+                    if *saved != *buffer {
+                        buffer.clone_from(&saved);
+                    }
+                }
+            }
+            ui.add_space(12.0);
+        }
+    });
+}
+
+/// The plugin's `Editor`: an egui editor whose size follows the session's saved size.
+///
+/// nice-plug-egui's `EguiEditorState` keeps its size privately, and the session is loaded after
+/// the editor is created; so the egui editor is (re)built from `MoodscopeParams::editor_size`
+/// whenever that differs from the size it was built with and no window is open.
+pub struct MoodscopeEditor {
+    params: Arc<MoodscopeParams>,
+    published: Arc<Published>,
+    repaint: RepaintNotifier,
+    built: Mutex<Built>,
+}
+
+struct Built {
+    size: EditorSize,
+    state: Arc<EguiEditorState>,
+    editor: EguiEditor<App>,
+}
+
+impl MoodscopeEditor {
+    pub fn new(params: Arc<MoodscopeParams>, published: Arc<Published>) -> Self {
+        let repaint = RepaintNotifier::new();
+        let size = saved_size(&params);
+        let built = build(&params, &published, &repaint, size);
+        Self {
+            params,
+            published,
+            repaint,
+            built: Mutex::new(built),
+        }
+    }
+
+    /// The egui editor for the saved size, rebuilt if the session changed it while closed.
+    fn current<R>(&self, f: impl FnOnce(&EguiEditor<App>) -> R) -> R {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let size = saved_size(&self.params);
+        if size != built.size && !built.state.is_open() {
+            *built = build(&self.params, &self.published, &self.repaint, size);
+        }
+        f(&built.editor)
+    }
+}
+
+fn saved_size(params: &MoodscopeParams) -> EditorSize {
+    let size = *params.editor_size.read().unwrap_or_else(|e| e.into_inner());
+    EditorSize {
+        width: size.width.max(MIN_SIZE.width),
+        height: size.height.max(MIN_SIZE.height),
+    }
+}
+
+fn build(
+    params: &Arc<MoodscopeParams>,
+    published: &Arc<Published>,
+    repaint: &RepaintNotifier,
+    size: EditorSize,
+) -> Built {
+    let state =
+        EguiEditorState::from_size(LogicalSize::new(size.width as f32, size.height as f32), 1.0);
+    let settings = EguiNiceSettings::new()
+        .with_tile("Moodscope")
+        .with_resize_hint(
+            ResizeHint::resizable().with_min_logical_size(LogicalSize::new(
+                MIN_SIZE.width as f32,
+                MIN_SIZE.height as f32,
+            )),
+        )
+        .with_repaint_poll_interval(REPAINT_EVERY);
+    let app = App {
+        params: params.clone(),
+        published: published.clone(),
+        gui: None,
+        snapshot: MoodSnapshot::default(),
+        history: History::default(),
+        tab: SettingsTab::Analysis,
+        settings_content: 64.0,
+        osc_host: String::new(),
+        osc_prefix: String::new(),
+    };
+    let editor = create_egui_editor(state.clone(), repaint.clone(), settings, app)
+        .expect("nice-plug-egui always creates an editor");
+    Built {
+        size,
+        state,
+        editor,
+    }
+}
+
+impl Editor for MoodscopeEditor {
+    type Handle = EguiEditorHandle;
+
+    fn spawn(
+        &self,
+        parent: Option<ParentWindowHandle>,
+        wait_for_parent: bool,
+        fallback_scale_factor: Option<f64>,
+        gui_context: GuiContext,
+        host: Option<HostMethods>,
+    ) -> Result<SpawnedEditor<Self::Handle>, Box<dyn Error>> {
+        self.current(|editor| {
+            editor.spawn(
+                parent,
+                wait_for_parent,
+                fallback_scale_factor,
+                gui_context,
+                host,
+            )
+        })
+    }
+
+    fn size(&self) -> NativeSize<u32> {
+        self.current(|editor| editor.size())
+    }
+
+    fn resize_hint(&self) -> ResizeHint {
+        self.current(|editor| editor.resize_hint())
+    }
+
+    fn track_info_updated(&self, info: TrackInfo) {
+        self.current(|editor| editor.track_info_updated(info))
+    }
+
+    unsafe fn assume_standalone_in_process(&self) {
+        // SAFETY: the caller upholds `Editor::assume_standalone_in_process`'s contract.
+        self.current(|editor| unsafe { editor.assume_standalone_in_process() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_four_moods_have_four_distinct_colours_whatever_the_case() {
+        let colours: Vec<Color32> = ["happy", "SAD", "Angry", "scary"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| label_colour(i, n))
+            .collect();
+        assert_eq!(colours, MOOD_COLOURS);
+        assert_ne!(label_colour(4, "Calm"), label_colour(5, "Tense"));
+    }
+
+    #[test]
+    fn the_history_keeps_each_publication_once_and_only_the_last_minute() {
+        let mut history = History::default();
+        let mut snapshot = MoodSnapshot {
+            labels: 4,
+            ..MoodSnapshot::default()
+        };
+        history.record(&snapshot, 0.0);
+        assert!(history.is_empty(), "nothing published yet");
+        for i in 1..=100u64 {
+            snapshot.sequence = i;
+            snapshot.published_at = Duration::from_secs(i);
+            history.record(&snapshot, i as f64);
+            history.record(&snapshot, i as f64);
+        }
+        assert_eq!(
+            history.len(),
+            62,
+            "61 s of points at 1 per second, plus the margin"
+        );
+    }
+}
