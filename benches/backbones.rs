@@ -7,7 +7,7 @@
 //!    fetched here, and the cost does not depend on the weights' values.
 //! 2. `moodscope analyze` throughput on a 3-minute piece (two HyperRogue tracks back to back, as a
 //!    44.1 kHz mono float WAV), YAMNet, `--threads 2`, as a multiple of real time (wall clock of the
-//!    whole command: decoding, resampling, features, backbone, head, CSV).
+//!    whole command: decoding, resampling, features, backbone, head, CSV; median of 5 runs).
 //! 3. Peak memory of that command with each backbone: the child's `VmHWM` (its own address
 //!    space's high-water mark, which starts afresh at `exec`), sampled every 2 ms while it runs.
 //!    Not `wait4`'s `ru_maxrss`: that also counts the pages the child shared with this (large)
@@ -31,6 +31,8 @@ use moodscope::models::ModelDir;
 /// Timed runs per backbone and runtime.
 const RUNS: usize = 200;
 const WARMUP: usize = 10;
+/// Runs of `moodscope analyze` per backbone (the median wall time is reported).
+const ANALYZE_RUNS: usize = 5;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
@@ -96,13 +98,18 @@ fn main() {
         (BackboneKind::Yamnet, ModelDir::new(models.path())),
         (BackboneKind::Vggish, vggish_models),
     ] {
-        let (wall, peak_kib) = run_analyze(&piece.0, kind, dir.path());
+        let runs: Vec<(Duration, u64)> = (0..ANALYZE_RUNS)
+            .map(|_| run_analyze(&piece.0, kind, dir.path()))
+            .collect();
+        let wall = median(runs.iter().map(|r| r.0.as_secs_f64()).collect());
+        let peak_kib = runs.iter().map(|r| r.1).max().unwrap_or(0);
         println!(
-            "{:<7} {:.1} s of audio in {:.2} s: {:.0}x real time, peak memory {:.0} MiB",
+            "{:<7} {:.1} s of audio in {:.2} s (median of {ANALYZE_RUNS} runs): {:.0}x real time, \
+             peak memory {:.0} MiB",
             kind.name(),
             piece.1,
-            wall.as_secs_f64(),
-            piece.1 / wall.as_secs_f64(),
+            wall,
+            piece.1 / wall,
             peak_kib as f64 / 1024.0
         );
     }
@@ -190,6 +197,9 @@ fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, u6
     };
     let wall = start.elapsed();
     assert!(status.success(), "analyze failed ({status})");
-    assert!(peak_kib > 0, "the command ended before its memory could be read");
+    assert!(
+        peak_kib > 0,
+        "the command ended before its memory could be read"
+    );
     (wall, peak_kib)
 }

@@ -70,7 +70,11 @@ impl Instance {
     fn wait_until_running(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.published.health() == Health::Starting {
-            assert!(Instant::now() < deadline, "{}", self.published.status().message);
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                self.published.status().message
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_ne!(
@@ -175,7 +179,12 @@ fn hot_costs(published: &Published, audio: &[Vec<f32>; 2]) -> (f64, f64) {
     for _ in 0..2000 {
         let t = Instant::now();
         for _ in 0..REPEATS {
-            process_block(&mut feed, published, &mut latest, std::hint::black_box(&block));
+            process_block(
+                &mut feed,
+                published,
+                &mut latest,
+                std::hint::black_box(&block),
+            );
         }
         process_ns.push(t.elapsed().as_nanos() as f64 / REPEATS as f64);
         let t = Instant::now();
@@ -194,7 +203,10 @@ fn hot_costs(published: &Published, audio: &[Vec<f32>; 2]) -> (f64, f64) {
 }
 
 /// Every snapshot the worker publishes, collected by polling (off the audio thread).
-fn collect_snapshots(published: Arc<Published>, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<MoodSnapshot> {
+fn collect_snapshots(
+    published: Arc<Published>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<MoodSnapshot> {
     let mut seen = Vec::new();
     let mut last = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -269,7 +281,11 @@ fn main() {
         );
     }
 
-    let counts: &[usize] = if quick { &[1, 4, 16] } else { &[1, 2, 4, 8, 12, 16, 20, 24] };
+    let counts: &[usize] = if quick {
+        &[1, 4, 16]
+    } else {
+        &[1, 2, 4, 8, 12, 16, 20, 24]
+    };
     let seconds = if quick { 10.0 } else { 20.0 };
     let audio = stereo_music(seconds);
     println!("== instances with YAMNet, one audio thread, {seconds} s of music each");
@@ -282,7 +298,10 @@ fn main() {
         let (process_ns, _, _) = play(&audio, &mut instances);
         std::thread::sleep(Duration::from_millis(300));
         let rss = resident_bytes();
-        let dropped: u64 = instances.iter().map(|i| i.published.dropped_samples()).sum();
+        let dropped: u64 = instances
+            .iter()
+            .map(|i| i.published.dropped_samples())
+            .sum();
         let windows: Vec<u64> = instances.iter().map(|i| i.latest.window).collect();
         let per_instance = match base_rss {
             None => {

@@ -7,6 +7,7 @@
 //! with hysteresis so it does not flicker.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backbone::{self, Backbone, BackboneError, BackboneKind};
@@ -153,6 +154,9 @@ pub struct Analyser {
     /// Sanitized copy of the samples being pushed.
     clean: Vec<f32>,
     patches: Vec<Patch>,
+    /// With more than one thread: patches cut by the last push, embedded during the next one
+    /// while the front end cuts that push's patches (so that no core waits for the other).
+    pending: Vec<Patch>,
     non_finite_samples: u64,
     /// Threads embedding the patches of one push (1 in the plugin's worker).
     threads: usize,
@@ -177,6 +181,7 @@ impl Analyser {
             labels,
             clean: Vec::new(),
             patches: Vec::new(),
+            pending: Vec::new(),
             non_finite_samples: 0,
             threads: 1,
         })
@@ -192,7 +197,9 @@ impl Analyser {
     }
 
     /// Lets `threads` threads embed the patches completed by one push (each patch is embedded
-    /// on its own, so the readings do not depend on the thread count).
+    /// on its own, so the readings do not depend on the thread count). With more than one, the
+    /// analysis is pipelined: the readings of a push's windows come with the next push (or
+    /// `finish`), while that push's audio goes through the front end.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
     }
@@ -202,7 +209,8 @@ impl Analyser {
         self.non_finite_samples
     }
 
-    /// Feeds mono samples at the input rate; appends a reading for every window they complete.
+    /// Feeds mono samples at the input rate; appends a reading for every window they complete
+    /// (with more than one thread, for every window the previous push completed).
     pub fn push(
         &mut self,
         samples: &[f32],
@@ -212,26 +220,43 @@ impl Analyser {
         self.clean.extend_from_slice(samples);
         self.non_finite_samples += features::sanitize(&mut self.clean, SAMPLE_LIMIT) as u64;
         self.patches.clear();
-        self.front_end.push(&self.clean, &mut self.patches);
-        self.read_patches(out)
+        if self.threads <= 1 {
+            self.front_end.push(&self.clean, &mut self.patches);
+            let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, || ());
+            return self.read(embedded, out);
+        }
+        // The last push's patches are embedded while the front end cuts this push's.
+        std::mem::swap(&mut self.patches, &mut self.pending);
+        let (front_end, clean, cut) = (&mut self.front_end, &self.clean, &mut self.pending);
+        let embedded = embed_all(self.backbone.as_ref(), &self.patches, self.threads, || {
+            front_end.push(clean, cut)
+        });
+        self.read(embedded, out)
     }
 
     /// End of stream: reads the windows completed by what the front end still holds.
     pub fn finish(&mut self, out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
         self.patches.clear();
+        self.patches.append(&mut self.pending);
         self.front_end.finish(&mut self.patches);
-        self.read_patches(out)
+        let embedded = embed_all(self.backbone.as_ref(), &self.patches, self.threads, || ());
+        self.read(embedded, out)
     }
 
     /// Back to the start of a stream: no buffered audio, head state cleared.
     pub fn reset(&mut self) {
         self.front_end.reset();
         self.head.reset();
+        self.pending.clear();
         self.non_finite_samples = 0;
     }
 
-    fn read_patches(&mut self, out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
-        let embedded = embed_all(self.backbone.as_ref(), &self.patches, self.threads);
+    /// Steps the head through `self.patches` and their embeddings, in order.
+    fn read(
+        &mut self,
+        embedded: Vec<Result<backbone::BackboneOutput, BackboneError>>,
+        out: &mut Vec<WindowReading>,
+    ) -> Result<(), EngineError> {
         for (patch, embedded) in self.patches.iter().zip(embedded) {
             let embedded = embedded?;
             let reading = self.head.step(&embedded)?;
@@ -252,36 +277,43 @@ impl Analyser {
     }
 }
 
-/// Embeds patches, on up to `threads` threads, keeping their order.
+/// Embeds patches on `threads` threads, this one included, keeping their order. This thread
+/// first runs `meanwhile` (the front end, in a pipelined push), then joins in; the threads take
+/// the patches one at a time, so none waits while another still has several to do.
 fn embed_all(
     backbone: &dyn Backbone,
     patches: &[Patch],
     threads: usize,
+    meanwhile: impl FnOnce(),
 ) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
-    if threads <= 1 || patches.len() <= 1 {
-        return patches.iter().map(|p| backbone.embed(&p.data)).collect();
-    }
-    let per_thread = patches.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = patches
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|p| backbone.embed(&p.data))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    type Embedded = Vec<(usize, Result<backbone::BackboneOutput, BackboneError>)>;
+    let next = AtomicUsize::new(0);
+    let take_and_embed = || -> Embedded {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(patch) = patches.get(i) else {
+                return done;
+            };
+            done.push((i, backbone.embed(&patch.data)));
+        }
+    };
+    let helpers = threads.max(1).min(patches.len().max(1)) - 1;
+    let mut embedded: Embedded = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(take_and_embed)).collect();
+        meanwhile();
+        let mut embedded = take_and_embed();
+        for worker in workers {
+            embedded.extend(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        embedded
+    });
+    embedded.sort_unstable_by_key(|(i, _)| *i);
+    embedded.into_iter().map(|(_, e)| e).collect()
 }
 
 fn load_head(config: &AnalyserConfig, models: &ModelDir) -> Result<Box<dyn MoodHead>, EngineError> {

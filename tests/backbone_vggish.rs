@@ -19,16 +19,10 @@ use moodscope::features::{log_mel_patches, resample_to_model_rate, VGGISH_LOG_OF
 use moodscope::models::ModelDir;
 use tract_onnx::prelude::*;
 
+mod common;
+
 fn installed_models() -> PathBuf {
-    let dir = std::env::var_os("MOODSCOPE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    assert!(
-        dir.join("vggish_pca_params.npz").is_file(),
-        "no vggish_pca_params.npz in {}: run `cargo xtask install-models`",
-        dir.display()
-    );
-    dir
+    common::installed_models("vggish_pca_params.npz")
 }
 
 /// A models folder holding VGGish with seeded weights, the real PCA file and the shipped heads.
@@ -52,9 +46,8 @@ fn vggish_models(work: &Path) -> ModelDir {
 }
 
 fn music_patches(seconds: usize) -> Vec<Vec<f32>> {
-    let path = Path::new("/usr/share/hyperrogue/music/hr3-jungle.ogg");
-    assert!(path.is_file(), "apt-get install hyperrogue-music");
-    let (samples, rate) = moodscope::decode::read_mono_file(path).unwrap();
+    let (samples, rate) =
+        moodscope::decode::read_mono_file(&common::music("hr3-jungle.ogg")).unwrap();
     let resampled: Vec<f32> = resample_to_model_rate(&samples[..rate as usize * seconds], rate)
         .unwrap()
         .into_iter()
@@ -207,7 +200,7 @@ fn analyze_runs_the_whole_vggish_path_on_real_music() {
             "--models",
         ])
         .arg(models.path())
-        .arg("/usr/share/hyperrogue/music/hr3-crossroads.ogg")
+        .arg(common::music("hr3-crossroads.ogg"))
         .output()
         .unwrap();
     assert!(

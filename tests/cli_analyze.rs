@@ -8,28 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MUSIC_DIR: &str = "/usr/share/hyperrogue/music";
+mod common;
 
-fn music(name: &str) -> PathBuf {
-    let path = Path::new(MUSIC_DIR).join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: apt-get install hyperrogue-music",
-        path.display()
-    );
-    path
-}
+use common::{music, write_wav};
 
 fn models() -> PathBuf {
-    let dir = std::env::var_os("MOODSCOPE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    assert!(
-        dir.join("yamnet.onnx").is_file(),
-        "no yamnet.onnx in {}: run `cargo xtask install-models`",
-        dir.display()
-    );
-    dir
+    common::installed_models("yamnet.onnx")
 }
 
 fn moodscope(args: &[&std::ffi::OsStr]) -> Output {
@@ -41,20 +25,6 @@ fn moodscope(args: &[&std::ffi::OsStr]) -> Output {
 
 fn os(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
-}
-
-fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("create wav");
-    for &s in samples {
-        writer.write_sample(s).expect("write sample");
-    }
-    writer.finalize().expect("finish wav");
 }
 
 /// 6 s of a C major chord at 44.1 kHz as a float WAV: quick to analyse (real music, Ogg Vorbis,
@@ -155,6 +125,21 @@ fn real_music_gives_a_timeline_of_moods() {
         };
         assert_eq!(row.dominant, expected, "row {i}: {row:?}");
     }
+    // Two threads pipeline the analysis (the front end cuts the next block's windows while the
+    // backbone embeds this one's); one thread does not: the same numbers, byte for byte.
+    let one_thread = moodscope(&[
+        os("analyze"),
+        os("--threads"),
+        os("1"),
+        os("--models"),
+        models.as_os_str(),
+        piece.as_os_str(),
+    ]);
+    assert!(one_thread.status.success());
+    assert!(
+        one_thread.stdout == out.stdout,
+        "--threads 1 and --threads 2 disagree"
+    );
     let presence = rows.iter().map(|r| r.presence).sum::<f64>() / rows.len() as f64;
     assert!(
         presence > 0.5,

@@ -10,18 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MUSIC_DIR: &str = "/usr/share/hyperrogue/music";
+mod common;
+
+use common::{music, write_wav};
 
 fn models() -> PathBuf {
-    let dir = std::env::var_os("MOODSCOPE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    assert!(
-        dir.join("yamnet.onnx").is_file(),
-        "no yamnet.onnx in {}: run `cargo xtask install-models`",
-        dir.display()
-    );
-    dir
+    common::installed_models("yamnet.onnx")
 }
 
 fn moodscope(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
@@ -35,24 +29,12 @@ fn moodscope(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 fn excerpts(dir: &Path, tracks: &[&str], count: usize, seconds: f64) {
     std::fs::create_dir_all(dir).unwrap();
     for track in tracks {
-        let path = Path::new(MUSIC_DIR).join(track);
-        assert!(path.is_file(), "{}: apt-get install hyperrogue-music", path.display());
-        let (samples, rate) = moodscope::decode::read_mono_file(&path).unwrap();
+        let (samples, rate) = moodscope::decode::read_mono_file(&music(track)).unwrap();
         let len = (seconds * rate as f64) as usize;
         let stride = (samples.len() - len) / count;
         for i in 0..count {
             let out = dir.join(format!("{}-{i}.wav", track.trim_end_matches(".ogg")));
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: rate,
-                bits_per_sample: 32,
-                sample_format: hound::SampleFormat::Float,
-            };
-            let mut writer = hound::WavWriter::create(&out, spec).unwrap();
-            for &s in &samples[i * stride..i * stride + len] {
-                writer.write_sample(s).unwrap();
-            }
-            writer.finalize().unwrap();
+            write_wav(&out, rate, 1, &samples[i * stride..i * stride + len]);
         }
     }
 }
@@ -75,7 +57,12 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("my-moods");
     // Two labels a user might choose: dark, slow cave music and bright, fast sea music.
-    excerpts(&data.join("dark"), &["hr3-caves.ogg", "hr3-graveyard.ogg"], 4, 6.0);
+    excerpts(
+        &data.join("dark"),
+        &["hr3-caves.ogg", "hr3-graveyard.ogg"],
+        4,
+        6.0,
+    );
     excerpts(
         &data.join("bright"),
         &["hr-savino-caribbean.ogg", "hr-savino-ocean.ogg"],
@@ -116,7 +103,10 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     assert!(stderr.contains("empty"), "{context}");
     assert_eq!(train.status.code(), Some(1), "{context}");
     let head = out_dir.join("dark-bright.json");
-    assert!(head.is_file() && out_dir.join("dark-bright.onnx").is_file(), "{context}");
+    assert!(
+        head.is_file() && out_dir.join("dark-bright.onnx").is_file(),
+        "{context}"
+    );
     let figures = out_dir.join("dark-bright-figures");
     for png in ["validation-accuracy.png", "confusion.png"] {
         let bytes = std::fs::read(figures.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
@@ -127,7 +117,11 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     assert!(cv >= 0.8, "cross-validated accuracy {cv}\n{context}");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
-    assert_eq!(meta["labels"], serde_json::json!(["bright", "dark"]), "{meta}");
+    assert_eq!(
+        meta["labels"],
+        serde_json::json!(["bright", "dark"]),
+        "{meta}"
+    );
 
     // `analyze` reads music with the user's head and labels.
     let analyzed = moodscope(&[
@@ -138,7 +132,7 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
         &head,
         &"--format",
         &"json",
-        &Path::new(MUSIC_DIR).join("hr3-rlyeh.ogg"),
+        &music("hr3-rlyeh.ogg"),
     ]);
     assert!(
         analyzed.status.success(),
@@ -159,7 +153,10 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     // `eval` measures the head on labelled folders, reporting the same figures.
     let eval = moodscope(&[&"eval", &"--models", &models, &"--head", &head, &data]);
     let report = String::from_utf8_lossy(&eval.stdout);
-    assert!(report.contains("macro-F1") && report.contains("bright"), "{report}");
+    assert!(
+        report.contains("macro-F1") && report.contains("bright"),
+        "{report}"
+    );
     assert!(accuracy(&report) >= 0.8, "{report}");
 }
 
@@ -167,10 +164,21 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
 fn eval_measures_the_shipped_head_on_audioset_records() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/audioset/audioset_moods_bal_train.tfrecord");
-    assert!(data.is_file(), "{}: ../shared/data/audioset is missing", data.display());
+    assert!(
+        data.is_file(),
+        "{}: ../shared/data/audioset is missing",
+        data.display()
+    );
     let head = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads/audioset-lstm1.json");
     let figures = tempfile::tempdir().unwrap();
-    let eval = moodscope(&[&"eval", &"--head", &head, &"--figures", &figures.path(), &data]);
+    let eval = moodscope(&[
+        &"eval",
+        &"--head",
+        &head,
+        &"--figures",
+        &figures.path(),
+        &data,
+    ]);
     let report = String::from_utf8_lossy(&eval.stdout);
     let stderr = String::from_utf8_lossy(&eval.stderr);
     assert!(eval.status.success(), "{report}\n{stderr}");

@@ -53,7 +53,10 @@ pub fn music(name: &str) -> (Vec<f32>, u32) {
 
 /// This process's resident memory now (VmRSS), in bytes.
 pub fn resident_bytes() -> u64 {
-    proc_status_kib(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmRSS:") * 1024
+    proc_status_kib(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "VmRSS:",
+    ) * 1024
 }
 
 /// A `kB` field of a `/proc/PID/status` text.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap_test_host::gui::{EditorReport, Image};
-use common::{models, music, release_clap, target_dir, MUSIC};
+use common::{models, music, release_clap, run_child, tail, target_dir, Finished, MUSIC};
 
 /// The editor's mood colours (Okabe-Ito), as `moodscope::editor::MOOD_COLOURS`.
 const MOOD_COLOURS: [(&str, [u8; 3]); 4] = [
@@ -122,7 +122,8 @@ fn open_editor(
     extra: &[&str],
 ) -> EditorReport {
     let _ = std::fs::remove_file(screenshot);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clap-test-host"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clap-test-host"));
+    command
         .arg("editor")
         .arg("--plugin")
         .arg(release_clap())
@@ -133,57 +134,23 @@ fn open_editor(
         .args(extra)
         .env("DISPLAY", &display.name)
         .env("MOODSCOPE_MODELS", models)
-        .env_remove("MOODSCOPE_WINDOW_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting clap-test-host");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for clap-test-host") {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let tail = |s: &str| {
-        s.chars()
-            .rev()
-            .take(6000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<String>()
-    };
+        .env_remove("MOODSCOPE_WINDOW_LOG");
+    let Finished {
+        status,
+        stdout,
+        stderr,
+        ..
+    } = run_child(&mut command, Duration::from_secs(180));
     match status {
         Some(status) if status.success() => serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("unreadable report ({e}):\n{stdout}")),
         Some(status) => panic!(
             "clap-test-host editor failed ({status}):\n--- stderr ---\n{}\n--- stdout ---\n{stdout}",
-            tail(&stderr)
+            tail(&stderr, 6000)
         ),
         None => panic!(
             "clap-test-host editor did not finish within 180 s:\n--- stderr ---\n{}",
-            tail(&stderr)
+            tail(&stderr, 6000)
         ),
     }
 }

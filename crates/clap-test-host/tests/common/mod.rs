@@ -173,7 +173,8 @@ impl HostOutcome {
     }
 }
 
-fn tail(s: &str, n: usize) -> &str {
+/// The last `n` bytes of `s` (from a character boundary).
+pub fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
     let start = (start..s.len())
         .find(|&i| s.is_char_boundary(i))
@@ -237,47 +238,70 @@ impl HostRun {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        let started = Instant::now();
-        let mut child = command.spawn().expect("starting clap-test-host");
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let out_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for clap-test-host") {
-                break status;
-            }
-            if started.elapsed() > self.timeout {
-                let _ = child.kill();
-                let status = child.wait().expect("waiting for clap-test-host");
-                let stderr = err_reader.join().unwrap_or_default();
-                panic!(
-                    "clap-test-host did not finish within {:?} ({status}); args {:?}\n--- stderr ---\n{}",
-                    self.timeout,
-                    self.args,
-                    tail(&stderr, 6000)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let finished = run_child(&mut command, self.timeout);
+        let Some(status) = finished.status else {
+            panic!(
+                "clap-test-host did not finish within {:?}; args {:?}\n--- stderr ---\n{}",
+                self.timeout,
+                self.args,
+                tail(&finished.stderr, 6000)
+            );
         };
         HostOutcome {
             status,
-            stdout: out_reader.join().unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
-            elapsed: started.elapsed(),
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+            elapsed: finished.elapsed,
         }
+    }
+}
+
+/// A child process run to its end, or killed at a timeout.
+pub struct Finished {
+    /// `None`: killed at the timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `command` with its output captured (read on threads of their own, so that a chatty child
+/// never blocks on a full pipe); kills it after `timeout`.
+pub fn run_child(command: &mut Command, timeout: Duration) -> Finished {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
+    let started = Instant::now();
+    let mut child = command.spawn().expect("starting clap-test-host");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the child") {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        elapsed: started.elapsed(),
     }
 }
 
