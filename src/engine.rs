@@ -299,6 +299,11 @@ fn embed_all(
         }
     };
     let helpers = threads.max(1).min(patches.len().max(1)) - 1;
+    if helpers == 0 {
+        // One thread (the plugin's worker, window by window): no scope, no reordering.
+        meanwhile();
+        return patches.iter().map(|p| backbone.embed(&p.data)).collect();
+    }
     let mut embedded: Embedded = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(take_and_embed)).collect();
         meanwhile();

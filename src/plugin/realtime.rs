@@ -146,6 +146,8 @@ pub struct MidiOut {
     position: u64,
     /// The settings `last` was sent with; any change sends everything afresh.
     settings: Option<MidiSettings>,
+    /// Where each slot goes under `settings` (worked out when they change, not every block).
+    plan: [CcRoute; CC_SLOTS],
     /// Value last sent per slot.
     last: [Option<u16>; CC_SLOTS],
     /// Sequence of the last snapshot looked at.
@@ -158,6 +160,7 @@ impl MidiOut {
             sample_rate: sample_rate as f64,
             position: 0,
             settings: None,
+            plan: [CcRoute::Cc(0); CC_SLOTS],
             last: [None; CC_SLOTS],
             sequence: 0,
         }
@@ -192,6 +195,7 @@ impl MidiOut {
         }
         if self.settings != Some(*settings) {
             self.settings = Some(*settings);
+            self.plan = cc_plan(settings);
             self.last = [None; CC_SLOTS];
         }
         if snapshot.sequence == 0 || block_len == 0 {
@@ -206,8 +210,7 @@ impl MidiOut {
             0
         };
         self.sequence = snapshot.sequence;
-        let plan = cc_plan(settings);
-        for (slot, route) in plan.iter().enumerate() {
+        for (slot, route) in self.plan.iter().enumerate() {
             let CcRoute::Cc(cc) = *route else { continue };
             let Some(value) = cc_value(snapshot, slot, settings.fourteen_bit) else {
                 continue;
