@@ -504,7 +504,7 @@ fn float_values(tensor: proto::TensorProto) -> Result<Vec<f32>, String> {
         ));
     }
     if !tensor.tensor_content.is_empty() {
-        if tensor.tensor_content.len() % 4 != 0 {
+        if !tensor.tensor_content.len().is_multiple_of(4) {
             return Err("tensor content is not a whole number of float32 values".into());
         }
         return Ok(tensor
