@@ -9,6 +9,7 @@
 mod analyze;
 mod eval_cmd;
 mod features_cmd;
+mod models_cmd;
 mod report;
 mod train_cmd;
 
@@ -48,6 +49,9 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Measure a trained head on labelled data: an AudioSet TFRecord file or audio folders.
     Eval(eval_cmd::EvalArgs),
+    /// Install the model files (`cargo xtask install-models` runs `moodscope models install`).
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
 }
 
 /// Exit status of a run.
@@ -74,6 +78,9 @@ impl From<Outcome> for ExitCode {
 /// Entry point of the `moodscope` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Models(command) = cli.command {
+        return models_cmd::run(command, cli.models.as_deref()).into();
+    }
     let models = cli
         .models
         .map(ModelDir::new)
@@ -83,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Features(args) => features_cmd::run(args),
         Command::Train(args) => train_cmd::run(args, &models),
         Command::Eval(args) => eval_cmd::run(args, &models),
+        Command::Models(_) => unreachable!("handled above"),
     };
     outcome.into()
 }

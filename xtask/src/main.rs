@@ -1,24 +1,42 @@
-//! The project's tasks, run as `cargo xtask …`:
+//! The project's tasks, run as `cargo xtask …` (`cargo xtask` or `cargo xtask --help` lists them).
 //!
-//! - `install-models [--mirror DIR] [--dest DIR]`: fetches the official model files (or copies
-//!   them from a mirror folder), verifies each one's sha256, and converts YAMNet (and VGGish,
-//!   when its checkpoint is at hand) to ONNX for tract. See `models.rs`.
-//! - `install [--mirror DIR]`: bundles the plugin (release), copies the CLAP and VST3 bundles to
-//!   `~/.clap` and `~/.vst3`, and installs the models where the plugin looks for them.
-//! - anything else, e.g. `bundle moodscope --release`: nice-plug-xtask.
-
-mod models;
+//! xtask itself stays small: model conversion lives in the release CLI (`moodscope models
+//! install`), so that tract, egui and the rest compile once, in the one release configuration the
+//! CLI and the plugin bundles share.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+cargo xtask <command>
+
+Commands:
+  install-models [--mirror DIR] [--dest DIR]
+      Installs the model files into DIR (default: ./models): downloads them from their official
+      homes (or copies them from --mirror DIR / $MOODSCOPE_MODEL_MIRROR), verifies each sha256,
+      converts YAMNet and VGGish to ONNX, and copies the trained heads and calibration constants.
+  install [--mirror DIR] [--dest DIR]
+      Builds the plugin (release) and installs Moodscope.clap into ~/.clap, Moodscope.vst3 into
+      ~/.vst3, and the models where the plugin looks (default: ~/.local/share/moodscope/models).
+  bundle moodscope --release
+      Builds the CLAP and VST3 bundles into target/bundled (nice-plug-xtask).
+  help, --help, -h
+      This list.
+";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
         Some("install-models") => install_models(&args[1..]),
         Some("install") => install(&args[1..]),
-        _ => nice_plug_xtask::main().map_err(|e| anyhow::anyhow!("{e}")),
+        Some("bundle" | "bundle-universal") => bundle(&args),
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -35,9 +53,9 @@ struct ModelOptions {
     dest: Option<PathBuf>,
 }
 
-fn parse_model_options(args: &[String]) -> Result<ModelOptions> {
+fn parse_model_options(command: &str, args: &[String]) -> Result<ModelOptions> {
     let mut options = ModelOptions {
-        mirror: std::env::var_os("MOODSCOPE_MODEL_MIRROR").map(PathBuf::from),
+        mirror: None,
         dest: None,
     };
     let mut args = args.iter();
@@ -51,15 +69,10 @@ fn parse_model_options(args: &[String]) -> Result<ModelOptions> {
             "--mirror" => options.mirror = Some(value("--mirror")?),
             "--dest" => options.dest = Some(value("--dest")?),
             "-h" | "--help" => {
-                println!(
-                    "cargo xtask install-models [--mirror DIR] [--dest DIR]\n\n\
-                     Installs YAMNet and VGGish model files into DIR (default: ./models), verifying their\n\
-                     sha256, and converts them to ONNX. --mirror (or MOODSCOPE_MODEL_MIRROR) copies the\n\
-                     files from a local folder instead of downloading them from their official homes."
-                );
+                print!("{USAGE}");
                 std::process::exit(0);
             }
-            other => bail!("unknown option `{other}` (see --help)"),
+            other => bail!("{command}: unknown option `{other}`\n\n{USAGE}"),
         }
     }
     Ok(options)
@@ -73,29 +86,80 @@ fn workspace_root() -> Result<PathBuf> {
         .to_path_buf())
 }
 
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `command`, failing with its name when it fails.
+fn run(mut command: Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `moodscope models install` from the release CLI (the build it shares with the plugin).
+fn install_models_into(dest: &Path, mirror: Option<&Path>) -> Result<()> {
+    let root = workspace_root()?;
+    println!("building the release CLI (it converts the models) ...");
+    let mut command = cargo();
+    command.current_dir(&root).args([
+        "run",
+        "--quiet",
+        "--release",
+        "--features",
+        "cli",
+        "--bin",
+        "moodscope",
+        "--",
+        "models",
+        "install",
+        "--artefacts",
+    ]);
+    command.arg(root.join("models")).arg("--dest").arg(dest);
+    if let Some(mirror) = mirror {
+        command.arg("--mirror").arg(mirror);
+    }
+    run(command, "moodscope models install")
+}
+
 fn install_models(args: &[String]) -> Result<()> {
-    let options = parse_model_options(args)?;
+    let options = parse_model_options("install-models", args)?;
     let root = workspace_root()?;
     let dest = options.dest.unwrap_or_else(|| root.join("models"));
-    models::install(&dest, options.mirror.as_deref(), &root.join("models/heads"))
+    install_models_into(&dest, options.mirror.as_deref())
+}
+
+/// `cargo xtask bundle …`: nice-plug-xtask, built with the CLI's feature set so that its
+/// dependencies are the ones the CLI build already compiled.
+fn bundle(args: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    let mut args = args.to_vec();
+    if !args
+        .iter()
+        .any(|a| a == "--features" || a.starts_with("--features="))
+    {
+        args.extend(["--features".into(), "cli".into()]);
+    }
+    nice_plug_xtask::main_with_args("xtask", args).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Bundles the plugin and installs it, with its models, where Linux DAWs look.
 fn install(args: &[String]) -> Result<()> {
-    let options = parse_model_options(args)?;
+    let options = parse_model_options("install", args)?;
     let root = workspace_root()?;
-    std::env::set_current_dir(&root)?;
-    nice_plug_xtask::main_with_args(
-        "xtask",
-        ["bundle".into(), "moodscope".into(), "--release".into()],
-    )
-    .map_err(|e| anyhow::anyhow!("bundling failed: {e}"))?;
+    println!("building the plugin bundles (release) ...");
+    bundle(&["bundle".into(), "moodscope".into(), "--release".into()])?;
     let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?);
     let bundled = root.join("target/bundled");
     copy_into(&bundled.join("Moodscope.clap"), &home.join(".clap"))?;
     copy_into(&bundled.join("Moodscope.vst3"), &home.join(".vst3"))?;
     let dest = options.dest.unwrap_or_else(user_models_dir);
-    models::install(&dest, options.mirror.as_deref(), &root.join("models/heads"))?;
+    install_models_into(&dest, options.mirror.as_deref())?;
     println!(
         "installed: {}, {}, models in {}",
         home.join(".clap/Moodscope.clap").display(),

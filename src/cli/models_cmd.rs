@@ -1,13 +1,59 @@
-//! `cargo xtask install-models`: official model files in (downloaded, or copied from a mirror
-//! folder), verified by sha256; ONNX graphs for tract out (converted by `moodscope-convert`).
+//! `moodscope models install` (what `cargo xtask install-models` runs): official model files in
+//! (downloaded, or copied from a mirror folder), verified by sha256; ONNX graphs for tract out
+//! (converted by `moodscope-convert`), and the project's own small artefacts (trained heads,
+//! calibration constants) copied beside them.
 //!
 //! A file already installed with the right hash is left alone; a wrong or truncated file is
 //! refused with its expected and actual size and hash, and never replaces a good one.
+//! The converter lives in the release CLI rather than in `xtask`, so that tract is compiled once,
+//! in the configuration the CLI and the plugin already use.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Installs the model files, verifying their sha256, and converts them to ONNX.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Copy the official files from this folder instead of downloading them (also
+    /// $MOODSCOPE_MODEL_MIRROR).
+    #[arg(long, value_name = "DIR", env = "MOODSCOPE_MODEL_MIRROR")]
+    mirror: Option<PathBuf>,
+    /// Install here (default: the folder `--models` names, else ./models).
+    #[arg(long, value_name = "DIR")]
+    dest: Option<PathBuf>,
+    /// The project's own artefacts to copy beside the models: trained heads, calibration
+    /// constants (default: ./models, the repository's committed ones).
+    #[arg(long, value_name = "DIR", default_value = "models")]
+    artefacts: PathBuf,
+}
+
+pub fn run(command: ModelsCommand, models: Option<&Path>) -> Outcome {
+    match command {
+        ModelsCommand::Install(args) => {
+            let dest = args
+                .dest
+                .or_else(|| models.map(Path::to_owned))
+                .unwrap_or_else(|| PathBuf::from("models"));
+            match install(&dest, args.mirror.as_deref(), &args.artefacts) {
+                Ok(()) => Outcome::Done,
+                Err(e) => {
+                    eprintln!("moodscope: {e:#}");
+                    Outcome::Failed
+                }
+            }
+        }
+    }
+}
 
 /// One official model file.
 struct ModelFile {
@@ -50,8 +96,12 @@ const FILES: &[ModelFile] = &[
     },
 ];
 
-/// Installs every model file into `dest`, converts them, and copies the trained heads.
-pub fn install(dest: &Path, mirror: Option<&Path>, heads: &Path) -> Result<()> {
+/// The project's own artefacts, folders under the repository's `models/`, installed beside the
+/// official files.
+const ARTEFACT_FOLDERS: &[&str] = &["heads", "calibration"];
+
+/// Installs every model file into `dest`, converts them, and copies the project's artefacts.
+pub fn install(dest: &Path, mirror: Option<&Path>, artefacts: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     match mirror {
         Some(m) => println!(
@@ -97,16 +147,20 @@ pub fn install(dest: &Path, mirror: Option<&Path>, heads: &Path) -> Result<()> {
         )?;
     }
 
-    if heads.is_dir() && heads != dest.join("heads") {
-        let target = dest.join("heads");
+    for folder in ARTEFACT_FOLDERS {
+        let source = artefacts.join(folder);
+        let target = dest.join(folder);
+        if !source.is_dir() || same_folder(&source, &target) {
+            continue;
+        }
         std::fs::create_dir_all(&target)?;
-        for entry in std::fs::read_dir(heads)? {
+        for entry in std::fs::read_dir(&source)? {
             let path = entry?.path();
             if path.is_file() {
                 std::fs::copy(&path, target.join(path.file_name().unwrap_or_default()))?;
             }
         }
-        println!("  trained heads copied to {}", target.display());
+        println!("  {folder:<24} copied to {}", target.display());
     }
     Ok(())
 }
@@ -208,4 +262,11 @@ fn convert(dest: &Path, source: &str, onnx: &str, converter: Converter) -> Resul
         summary.nodes, summary.parameters, summary.dequantized_tensors, summary.onnx_bytes
     );
     Ok(())
+}
+
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
