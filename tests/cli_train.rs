@@ -169,7 +169,7 @@ fn eval_measures_the_shipped_head_on_audioset_records() {
         "{}: ../shared/data/audioset is missing",
         data.display()
     );
-    let head = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads/audioset-lstm1.json");
+    let head = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads/audioset-moods4.json");
     let figures = tempfile::tempdir().unwrap();
     let eval = moodscope(&[
         &"eval",
@@ -187,6 +187,6 @@ fn eval_measures_the_shipped_head_on_audioset_records() {
     }
     // The head trained on these very clips: this checks the path, not generalisation.
     assert!(accuracy(&report) > 0.9, "{report}");
-    let png = figures.path().join("confusion-audioset-lstm1.png");
+    let png = figures.path().join("confusion-audioset-moods4.png");
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 }

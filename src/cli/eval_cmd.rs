@@ -4,15 +4,16 @@
 //! confusion matrix as PNG with `--figures`.
 //!
 //! `DATA` is a TFRecord file of AudioSet's released embeddings (or a folder of them), measured on
-//! the study's four-mood task, or a folder with one subfolder of audio files per label, embedded
-//! with the head's own backbone and hop. The head is run exactly as the plugin runs it: its ONNX
+//! the study's four-mood task or the six-mood one (`--moods 4|6`; default: as many moods as the
+//! head has), or a folder with one subfolder of audio files per label, embedded with the head's
+//! own backbone and hop. The head is run exactly as the plugin runs it: its ONNX
 //! graph in tract, one window at a time, the LSTM state fed back.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use moodscope_train::audioset::{self, ClassLabels};
-use moodscope_train::{evaluate, plot_confusion, Dataset, EvalReport, StreamingHead};
+use moodscope_train::{evaluate, plot_confusion, Dataset, EvalReport, MoodSet, StreamingHead};
 
 use super::train_cmd::{embed_folders, list_label_folders, load_backbone};
 use super::{hop_frames, Outcome};
@@ -31,6 +32,10 @@ pub struct EvalArgs {
     /// AudioSet's class_labels_indices.csv, for TFRecord data (default: beside the data).
     #[arg(long, value_name = "CSV")]
     class_labels: Option<PathBuf>,
+    /// TFRecord data: measure on the 4-mood task (Happy, Sad, Angry, Scary) or the 6-mood one
+    /// (also Calm and Exciting). Default: as many moods as the head has.
+    #[arg(long, value_name = "4|6")]
+    moods: Option<usize>,
     /// Audio folders: seconds between window starts (default: the hop the head was trained at).
     #[arg(long, value_name = "SECONDS")]
     hop: Option<f64>,
@@ -111,7 +116,7 @@ pub(super) fn measure(
         .parse()
         .map_err(|e| format!("{}: {e}", args.head.display()))?;
     let (data, some_failed) = if is_tfrecord(&args.data) {
-        read_audioset(args, backbone)?
+        read_audioset(args, backbone, head.metadata.labels.len())?
     } else {
         read_folders(args, &head, backbone, models)?
     };
@@ -120,8 +125,12 @@ pub(super) fn measure(
     Ok((report, head.metadata.name.clone(), some_failed))
 }
 
-/// The study's four-mood task from a TFRecord file; bad records are reported and skipped.
-fn read_audioset(args: &EvalArgs, backbone: BackboneKind) -> Result<(Dataset, bool), String> {
+/// A mood task (four or six moods) from a TFRecord file; bad records are reported and skipped.
+fn read_audioset(
+    args: &EvalArgs,
+    backbone: BackboneKind,
+    head_labels: usize,
+) -> Result<(Dataset, bool), String> {
     if backbone != BackboneKind::Vggish {
         return Err(format!(
             "{}: the head reads {} embeddings, but AudioSet's released features are VGGish embeddings",
@@ -129,6 +138,15 @@ fn read_audioset(args: &EvalArgs, backbone: BackboneKind) -> Result<(Dataset, bo
             backbone.name()
         ));
     }
+    let moods = args.moods.unwrap_or(head_labels);
+    let set = MoodSet::from_count(moods).ok_or_else(|| match args.moods {
+        Some(m) => format!("--moods takes 4 or 6, not {m}"),
+        None => format!(
+            "{}: the head has {head_labels} labels; say which AudioSet mood task to measure it \
+             on with --moods 4 or --moods 6",
+            args.head.display()
+        ),
+    })?;
     let read = audioset::read_tfrecord(&args.data).map_err(|e| e.to_string())?;
     for e in &read.errors {
         eprintln!("moodscope: {e}");
@@ -142,7 +160,7 @@ fn read_audioset(args: &EvalArgs, backbone: BackboneKind) -> Result<(Dataset, bo
         dir.join("class_labels_indices.csv")
     });
     let classes = ClassLabels::read(&class_labels).map_err(|e| e.to_string())?;
-    let data = audioset::mood_task(&read.clips, &classes).map_err(|e| e.to_string())?;
+    let data = audioset::mood_set_task(&read.clips, &classes, set).map_err(|e| e.to_string())?;
     eprintln!(
         "{}: {} records, {} unreadable",
         args.data.display(),
@@ -254,7 +272,8 @@ mod tests {
         ]);
         let (report, name, some_failed) = measure(&cli.args, &ModelDir::new(dir.path())).unwrap();
         println!("{report}");
-        assert_eq!(name, "audioset-lstm1");
+        let stem = Path::new(DEFAULT_VGGISH_HEAD).file_stem().unwrap();
+        assert_eq!(name, stem.to_string_lossy());
         assert!(some_failed, "the corrupt record is reported");
         // One record of the 411 is lost; the others are measured (the head has seen these clips
         // in training, so this is no measure of the head, only of the command).
@@ -282,5 +301,63 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("VGGish"), "{err}");
+    }
+
+    #[test]
+    fn the_six_mood_head_loads_and_is_measured_on_six_moods() {
+        let json = root().join("models/heads/audioset-moods6.json");
+        let engine_head = TrainedHead::load(&json).unwrap_or_else(|e| panic!("{e}"));
+        engine_head.check_backbone(BackboneKind::Vggish).unwrap();
+        assert_eq!(
+            engine_head.labels(),
+            ["Happy", "Sad", "Angry", "Scary", "Calm", "Exciting"].map(String::from)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let models = ModelDir::new(dir.path());
+        let data = audioset_file();
+        // The task follows the head: six labels, six moods.
+        let cli = EvalCli::parse_from([
+            "eval",
+            "--head",
+            json.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ]);
+        let (report, name, some_failed) = measure(&cli.args, &models).unwrap();
+        println!("{report}");
+        assert_eq!(
+            (name.as_str(), some_failed, report.clips),
+            ("audioset-moods6", false, 343)
+        );
+        assert_eq!(report.confusion.labels.len(), 6);
+        assert!(report.to_string().contains("Calm"), "{report}");
+        // The four-mood head on the six-mood task: Calm and Exciting clips are left out, named.
+        let four = root().join("models/heads/audioset-moods4.json");
+        let cli = EvalCli::parse_from([
+            "eval",
+            "--head",
+            four.to_str().unwrap(),
+            "--moods",
+            "6",
+            data.to_str().unwrap(),
+        ]);
+        let (report, _, _) = measure(&cli.args, &models).unwrap();
+        assert_eq!(report.clips, 233);
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("`Calm`"),
+            "{:?}",
+            report.warnings
+        );
+        // A mood count that is no task.
+        let cli = EvalCli::parse_from([
+            "eval",
+            "--head",
+            four.to_str().unwrap(),
+            "--moods",
+            "5",
+            data.to_str().unwrap(),
+        ]);
+        let err = measure(&cli.args, &models).err().unwrap();
+        assert!(err.contains("4 or 6"), "{err}");
     }
 }

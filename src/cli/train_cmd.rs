@@ -1,7 +1,8 @@
 //! `moodscope train`: labelled audio in (one subfolder of audio files per label), a trained head
 //! (`NAME.onnx` + `NAME.json`, loadable by `analyze --head` and the plugin), its cross-validated
-//! figures (printed, and as PNG) out. `moodscope train --audioset FILE` instead reruns the study's
-//! Table 1 on AudioSet's released embeddings and exports the AudioSet heads.
+//! figures (printed, and as PNG) out. `moodscope train --audioset FILE [--moods 4|6]` instead
+//! reruns the study's Table 1 (four moods) and the six-mood set (with Calm) on AudioSet's
+//! released embeddings by nested cross-validation and exports the AudioSet heads that ship.
 //!
 //! The audio is embedded by the same front end and backbone as `analyze` (YAMNet by default),
 //! one embedding per window; the head is trained by `moodscope-train`, the same code that trained
@@ -15,10 +16,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use moodscope_train::experiment::{self, Event, ExperimentOptions};
+use moodscope_train::experiment::{self, Event, ExperimentOptions, Role};
 use moodscope_train::{
     cross_validate, export_head, plot_curves, plot_cv_confusion, train, ClipDecision, CvReport,
-    Dataset, EmbeddingSource, HeadKind, HeadSpec, Progress, Sequence,
+    Dataset, EmbeddingSource, HeadKind, HeadSpec, MoodSet, Progress, Sequence,
 };
 
 use super::{hop_frames, parse_backbone, report_error, Outcome};
@@ -67,10 +68,15 @@ pub struct TrainArgs {
         conflicts_with = "audioset"
     )]
     data: Option<PathBuf>,
-    /// Instead of --data: rerun the study's Table 1 on AudioSet's released embeddings (a
-    /// TFRecord file of SequenceExamples, or a folder of them) and export the AudioSet heads.
+    /// Instead of --data: rerun the study's Table 1 and the six-mood set on AudioSet's released
+    /// embeddings (a TFRecord file of SequenceExamples, or a folder of them) by nested
+    /// cross-validation, and export the AudioSet heads that ship.
     #[arg(long, value_name = "FILE.tfrecord")]
     audioset: Option<PathBuf>,
+    /// With --audioset: the mood sets, 4 (Happy, Sad, Angry, Scary), 6 (also Calm and
+    /// Exciting) or both (default: 4,6).
+    #[arg(long, value_name = "4|6", value_delimiter = ',', requires = "audioset")]
+    moods: Vec<usize>,
     /// AudioSet's class_labels_indices.csv, for --audioset (default: beside the data).
     #[arg(long, value_name = "CSV")]
     class_labels: Option<PathBuf>,
@@ -84,10 +90,10 @@ pub struct TrainArgs {
     /// The head to train.
     #[arg(long, value_enum, default_value_t = Recipe::Streaming)]
     recipe: Recipe,
-    /// Training epochs (default: the recipe's).
+    /// Training epochs (default: the recipe's; `--audioset`: every candidate's, for quick runs).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Ensemble members (default: the recipe's).
+    /// Ensemble members (default: the recipe's; `--audioset`: every candidate's).
     #[arg(long)]
     ensemble: Option<usize>,
     /// Seconds of each file seen per training step: longer files are cut to a random stretch of
@@ -95,7 +101,7 @@ pub struct TrainArgs {
     /// files, each decided by the mean of its windows' probabilities.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     crop: f64,
-    /// Folds of the stratified cross-validation.
+    /// Folds of the stratified cross-validation (`--audioset`: outer and inner folds).
     #[arg(long, default_value_t = 5)]
     folds: usize,
     /// Cross-validation repeats, with seeds 1..=N (default: 1; `--audioset`: 3).
@@ -110,7 +116,8 @@ pub struct TrainArgs {
     /// Folder for the figures (default: OUT/NAME-figures; `--audioset`: OUT/figures).
     #[arg(long, value_name = "DIR")]
     figures: Option<PathBuf>,
-    /// `--audioset`: only the heads whose names contain one of these (comma-separated).
+    /// `--audioset`: only the head families whose names contain one of these (comma-separated;
+    /// the clip-mean logistic-regression baseline is always kept).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Threads running the backbone.
@@ -152,24 +159,35 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
             .unwrap_or(Path::new("."))
             .join("class_labels_indices.csv")
     });
-    let mut heads = experiment::table1_heads();
-    if !args.only.is_empty() {
-        heads.retain(|h| args.only.iter().any(|o| h.spec.name.contains(o.as_str())));
-        if heads.is_empty() {
-            eprintln!(
-                "moodscope: --only {} matches none of the experiment's heads",
-                args.only.join(",")
-            );
+    let moods = if args.moods.is_empty() {
+        vec![4, 6]
+    } else {
+        args.moods.clone()
+    };
+    let mut tasks = Vec::new();
+    for m in moods {
+        let Some(set) = MoodSet::from_count(m) else {
+            eprintln!("moodscope: --moods takes 4 or 6, not {m}");
             return Outcome::Failed;
+        };
+        let mut task = experiment::task(set);
+        if !args.only.is_empty() {
+            task.families.retain(|f| {
+                f.role == Role::Baseline
+                    || args.only.iter().any(|o| f.family.name.contains(o.as_str()))
+            });
         }
-    }
-    for head in &mut heads {
-        if let Some(epochs) = args.epochs {
-            head.spec.epochs = epochs;
+        for family in &mut task.families {
+            for spec in &mut family.family.candidates {
+                if let Some(epochs) = args.epochs {
+                    spec.epochs = epochs;
+                }
+                if let Some(ensemble) = args.ensemble {
+                    spec.ensemble = ensemble;
+                }
+            }
         }
-        if let Some(ensemble) = args.ensemble {
-            head.spec.ensemble = ensemble;
-        }
+        tasks.push(task);
     }
     let out = args
         .out
@@ -186,9 +204,10 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
     let options = ExperimentOptions {
         data: data.to_owned(),
         class_labels,
-        folds: args.folds,
+        outer_folds: args.folds,
+        inner_folds: args.folds,
         seeds: (1..=args.seeds.unwrap_or(3).max(1)).collect(),
-        heads,
+        tasks,
         figures: args.figures.clone().unwrap_or_else(|| out.join("figures")),
         results: out.join("RESULTS.md"),
         export: Some(out),
@@ -197,7 +216,11 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
     let start = Instant::now();
     match experiment::run(&options, &mut |event| match event {
         Event::Note(text) => eprintln!("{text}"),
-        Event::Training(p) => progress_line(p),
+        Event::Progress(p) => {
+            if p.done == p.jobs || p.done % 50 == 0 {
+                eprintln!("  {}/{} trainings", p.done, p.jobs);
+            }
+        }
     }) {
         Ok(result) => {
             println!("{result}");

@@ -1,5 +1,7 @@
-//! Cross-validates one head recipe with changed settings, for tuning (the numbers behind the
-//! choices in `HeadSpec::streaming_lstm` and `HeadSpec::clip_mean_logistic`).
+//! Cross-validates one head recipe with changed settings, for exploring (the numbers behind the
+//! presets `HeadSpec::streaming_lstm` and `HeadSpec::clip_mean_logistic`). Figures from picking
+//! the best of several probes on the same folds are optimistic: what ships is chosen and
+//! measured by nested cross-validation (`examples/table1.rs`).
 //!
 //! ```text
 //! cargo run -p moodscope-train --release --example probe -- RECIPE SEEDS [KEY=VALUE...]
@@ -7,7 +9,7 @@
 //! ```
 //!
 //! RECIPE: `logistic`, `lstm1`, `lstm3`, `mean` (clip-mean logistic regression) or `streaming`.
-//! Keys: epochs, lr, wd, drop, idrop, mixup, prefix, from, ens, norm (0/1), cos (0/1), hidden,
+//! Keys: epochs, lr, wd, l2, drop, idrop, mixup, prefix, from, ens, norm (0/1), cos (0/1), hidden,
 //! crop, and the flags `last` / `every` (window loss). Data: `$AUDIOSET` or
 //! `../shared/data/audioset/audioset_moods_bal_train.tfrecord`.
 
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             "epochs" => spec.epochs = v.parse()?,
             "lr" => spec.learning_rate = v.parse()?,
             "wd" => spec.weight_decay = v.parse()?,
+            "l2" => spec.l2 = v.parse()?,
             "drop" => spec.dropout = v.parse()?,
             "idrop" => spec.input_dropout = v.parse()?,
             "mixup" => spec.mixup_alpha = v.parse()?,

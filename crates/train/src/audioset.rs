@@ -1,5 +1,6 @@
 //! AudioSet's released embeddings: TFRecord files of `tf.train.SequenceExample` in, clips
-//! (per-second VGGish embeddings with their AudioSet labels) and the study's mood task out.
+//! (per-second VGGish embeddings with their AudioSet labels) and the mood tasks out: the study's
+//! four moods, or six ([`MoodSet`]).
 //!
 //! Each record holds, in its context, `video_id` (bytes), `start_time_seconds`,
 //! `end_time_seconds` (float) and `labels` (int64 rows of `class_labels_indices.csv`), and in the
@@ -327,23 +328,106 @@ impl ClassLabels {
     }
 }
 
+/// A set of AudioSet music moods a head tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoodSet {
+    /// The study's four: Happy, Sad, Angry, Scary.
+    Four,
+    /// Six of AudioSet's seven: the study's four, then Tender (shown as "Calm") and Exciting.
+    /// Funny is left out.
+    Six,
+}
+
+impl MoodSet {
+    /// How many moods.
+    pub fn len(self) -> usize {
+        self.classes().len()
+    }
+
+    /// Never empty (clippy's `len_without_is_empty`).
+    pub fn is_empty(self) -> bool {
+        false
+    }
+
+    /// From the number of moods: 4 or 6.
+    pub fn from_count(count: usize) -> Option<Self> {
+        match count {
+            4 => Some(Self::Four),
+            6 => Some(Self::Six),
+            _ => None,
+        }
+    }
+
+    /// The AudioSet classes (display names in `class_labels_indices.csv`), in the heads' output
+    /// order. The six-mood set starts with the study's four, so a six-mood head's first four
+    /// outputs mean what a four-mood head's do (the plugin sends a head's first four labels on
+    /// its four mood CCs).
+    pub fn classes(self) -> &'static [&'static str] {
+        match self {
+            Self::Four => &TASK_CLASSES,
+            Self::Six => &SIX_MOOD_CLASSES,
+        }
+    }
+
+    /// The labels the heads show: the class name without " music", and "Calm" for "Tender
+    /// music".
+    pub fn labels(self) -> Vec<String> {
+        self.classes().iter().map(|c| display_label(c)).collect()
+    }
+}
+
+impl fmt::Display for MoodSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} moods ({})", self.len(), self.labels().join(", "))
+    }
+}
+
+/// The six moods of [`MoodSet::Six`], as AudioSet display names, in the heads' output order.
+pub const SIX_MOOD_CLASSES: [&str; 6] = [
+    "Happy music",
+    "Sad music",
+    "Angry music",
+    "Scary music",
+    "Tender music",
+    "Exciting music",
+];
+
+/// The label a head shows for an AudioSet mood class: `Tender music` → `Calm`, otherwise the
+/// name without " music".
+pub fn display_label(class: &str) -> String {
+    match class {
+        "Tender music" => "Calm".to_owned(),
+        other => other.trim_end_matches(" music").to_owned(),
+    }
+}
+
 /// The study's task: the clips that carry exactly one of Happy, Sad, Angry or Scary music and no
 /// other mood label (Funny, Tender, Exciting). Labels are named `Happy`, `Sad`, `Angry`, `Scary`
 /// (the display name without " music"), in that order; a mood with no clip stays in the list
 /// with no items (training reports it). Clips are kept in file order.
 pub fn mood_task(clips: &[Clip], classes: &ClassLabels) -> Result<Dataset, LabelsError> {
+    mood_set_task(clips, classes, MoodSet::Four)
+}
+
+/// The task of a [`MoodSet`]: the clips that carry exactly one of AudioSet's seven music moods,
+/// that one being in the set (a clip with a second mood label, Funny included, is left out).
+/// Labels as [`MoodSet::labels`]; a mood with no clip stays in the list with no items. Clips are
+/// kept in file order.
+pub fn mood_set_task(
+    clips: &[Clip],
+    classes: &ClassLabels,
+    set: MoodSet,
+) -> Result<Dataset, LabelsError> {
     let moods: BTreeSet<i64> = MOOD_CLASSES
         .iter()
         .map(|n| classes.index_of(n))
         .collect::<Result<_, _>>()?;
-    let task: Vec<i64> = TASK_CLASSES
+    let task: Vec<i64> = set
+        .classes()
         .iter()
         .map(|n| classes.index_of(n))
         .collect::<Result<_, _>>()?;
-    let labels = TASK_CLASSES
-        .iter()
-        .map(|n| n.trim_end_matches(" music").to_owned())
-        .collect();
     let items = clips
         .iter()
         .filter_map(|clip| {
@@ -365,7 +449,10 @@ pub fn mood_task(clips: &[Clip], classes: &ClassLabels) -> Result<Dataset, Label
             }
         })
         .collect();
-    Ok(Dataset { labels, items })
+    Ok(Dataset {
+        labels: set.labels(),
+        items,
+    })
 }
 
 #[cfg(test)]

@@ -264,6 +264,27 @@ pub(crate) fn stream_accuracy(
     clips: &Prepared,
     rng: &mut impl rand::Rng,
 ) -> Result<(usize, usize), TrainError> {
+    let (windows, truth) = stream_windows(weights, clips, rng)?;
+    let mut counted = 0;
+    let mut correct = 0;
+    for (p, &(label, w)) in windows.iter().zip(&truth) {
+        if w >= STREAM_FROM_WINDOW {
+            counted += 1;
+            correct += usize::from(argmax(p) == label);
+        }
+    }
+    Ok((correct, counted))
+}
+
+/// The clips back to back in a shuffled order as one stream, state carried across clip
+/// boundaries: the probabilities after every window, and each window's (clip label, index of
+/// the window in its clip).
+#[allow(clippy::type_complexity)]
+pub(crate) fn stream_windows(
+    weights: &crate::net::HeadWeights,
+    clips: &Prepared,
+    rng: &mut impl rand::Rng,
+) -> Result<(Vec<Vec<f32>>, Vec<(usize, usize)>), TrainError> {
     let mut order: Vec<usize> = (0..clips.clips.len()).collect();
     order.shuffle(rng);
     let mut stream = PreparedClip {
@@ -279,15 +300,7 @@ pub(crate) fn stream_accuracy(
         truth.extend((0..clip.len).map(|w| (clip.label, w)));
     }
     let windows = window_probabilities(weights, &[&stream], clips.dim)?.remove(0);
-    let mut counted = 0;
-    let mut correct = 0;
-    for (p, &(label, w)) in windows.iter().zip(&truth) {
-        if w >= STREAM_FROM_WINDOW {
-            counted += 1;
-            correct += usize::from(argmax(p) == label);
-        }
-    }
-    Ok((correct, counted))
+    Ok((windows, truth))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,7 @@
 //! Classification figures: true and predicted labels in; accuracy with a 95% interval, macro-F1
-//! and the confusion matrix out, and the text table both reports print.
+//! and the confusion matrix out, and the text table both reports print. Also: a percentile
+//! bootstrap interval of a mean over clips, the exact McNemar test of two heads' paired
+//! predictions, and the plugin's smoothing of per-window probabilities (what a user watches).
 
 use std::fmt::Write as _;
 
@@ -151,6 +153,88 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// 95% percentile-bootstrap interval of the mean of `values` (e.g. per-clip correctness, or
+/// per-clip differences between two heads): `resamples` resamples of the values with replacement,
+/// drawn from a ChaCha8 generator seeded with `seed`, so the interval is reproducible.
+pub fn bootstrap_mean(values: &[f64], resamples: usize, seed: u64) -> Interval {
+    use rand::{RngExt, SeedableRng};
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    if n == 0 || resamples == 0 {
+        return Interval {
+            value: mean,
+            low: mean,
+            high: mean,
+        };
+    }
+    let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(seed);
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)];
+    Interval {
+        value: mean,
+        low: at(0.025),
+        high: at(0.975),
+    }
+}
+
+/// Two-sided exact McNemar test: `b` clips only the first head gets right, `c` only the second.
+/// Returns the p-value of "both heads are equally accurate" (binomial, n = b + c, p = 1/2).
+pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = b.min(c);
+    // ln C(n, i) by running sums of logs.
+    let ln_fact = |m: usize| (1..=m).map(|v| (v as f64).ln()).sum::<f64>();
+    let ln_n = ln_fact(n);
+    let tail: f64 = (0..=k)
+        .map(|i| (ln_n - ln_fact(i) - ln_fact(n - i) - n as f64 * std::f64::consts::LN_2).exp())
+        .sum();
+    (2.0 * tail).min(1.0)
+}
+
+/// The plugin's default smoothing (`SmoothingSettings::default()` in the root crate's
+/// `src/engine.rs`): an exponential time constant of 2 s and a hysteresis of 0.1.
+pub const PLUGIN_TIME_CONSTANT_SECONDS: f64 = 2.0;
+/// See [`PLUGIN_TIME_CONSTANT_SECONDS`].
+pub const PLUGIN_HYSTERESIS: f32 = 0.1;
+
+/// The dominant label the plugin shows after each window of a stream: the per-window
+/// probabilities exponentially smoothed (time constant [`PLUGIN_TIME_CONSTANT_SECONDS`], windows
+/// `hop_seconds` apart, starting from uniform), and the dominant label kept until a challenger
+/// leads it by [`PLUGIN_HYSTERESIS`]. The same arithmetic as the engine's `Smoother` with music
+/// presence 1.
+pub fn plugin_dominant(windows: &[Vec<f32>], hop_seconds: f64) -> Vec<usize> {
+    let Some(k) = windows.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let alpha = (1.0 - (-hop_seconds / PLUGIN_TIME_CONSTANT_SECONDS).exp()) as f32;
+    let mut state = vec![1.0 / k as f32; k];
+    let mut dominant: Option<usize> = None;
+    windows
+        .iter()
+        .map(|p| {
+            for (s, t) in state.iter_mut().zip(p) {
+                *s += alpha * (t - *s);
+            }
+            let mut leader = 0;
+            for (i, v) in state.iter().enumerate() {
+                if *v > state[leader] {
+                    leader = i;
+                }
+            }
+            let keep = dominant.filter(|&d| state[leader] < state[d] + PLUGIN_HYSTERESIS);
+            let d = keep.unwrap_or(leader);
+            dominant = Some(d);
+            d
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +263,51 @@ mod tests {
         let f1 = c.f1();
         assert!((f1[0] - 0.8).abs() < 1e-12 && (f1[1] - 2.0 / 3.0).abs() < 1e-12);
         assert!(c.table(1).contains("recall"));
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_the_mean_and_narrows_with_more_clips() {
+        let few: Vec<f64> = (0..20).map(|i| f64::from(i % 4 != 0)).collect();
+        let many: Vec<f64> = (0..2000).map(|i| f64::from(i % 4 != 0)).collect();
+        let a = bootstrap_mean(&few, 2000, 1);
+        let b = bootstrap_mean(&many, 2000, 1);
+        assert_eq!(a.value, 0.75);
+        assert!(a.low < 0.75 && 0.75 < a.high, "{a}");
+        assert!(b.high - b.low < (a.high - a.low) / 5.0, "{a} {b}");
+        assert_eq!(a, bootstrap_mean(&few, 2000, 1));
+        // Constant values: no spread.
+        let c = bootstrap_mean(&[1.0; 30], 500, 3);
+        assert_eq!((c.low, c.high), (1.0, 1.0));
+    }
+
+    #[test]
+    fn mcnemar_matches_the_binomial_by_hand() {
+        // b = 0, c = 5: p = 2 * 0.5^5.
+        assert!((mcnemar_exact(0, 5) - 0.0625).abs() < 1e-12);
+        // b = 2, c = 8: 2 * (1 + 10 + 45) / 1024.
+        assert!((mcnemar_exact(2, 8) - 112.0 / 1024.0).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(4, 4), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
+        assert!(mcnemar_exact(30, 60) < 0.01);
+    }
+
+    #[test]
+    fn plugin_smoothing_follows_slowly_and_holds_with_hysteresis() {
+        let a = vec![0.9, 0.1];
+        let b = vec![0.1, 0.9];
+        let stream: Vec<Vec<f32>> = [vec![a.clone(); 5], vec![b.clone(); 5]].concat();
+        let shown = plugin_dominant(&stream, 0.96);
+        assert_eq!(&shown[..5], &[0; 5]);
+        // The smoothed state needs a few windows of the new label before it takes over.
+        assert_eq!(shown[5], 0);
+        assert_eq!(shown[9], 1);
+        // A small lead is not enough to take over from the label shown.
+        let close = vec![
+            vec![0.6, 0.4],
+            vec![0.47, 0.53],
+            vec![0.47, 0.53],
+            vec![0.47, 0.53],
+        ];
+        assert!(plugin_dominant(&close, 0.96).iter().all(|&d| d == 0));
     }
 }

@@ -221,6 +221,19 @@ impl NetVars {
         })
     }
 
+    /// The weight matrices (LSTM `W`, `R` and the output layer's weights; not the biases): what
+    /// an L2 penalty applies to.
+    pub fn weight_vars(&self) -> Vec<&Var> {
+        let layers = self.shapes.lstm.len();
+        let mut weights = Vec::with_capacity(2 * layers + 1);
+        for l in 0..layers {
+            weights.push(&self.vars[3 * l]);
+            weights.push(&self.vars[3 * l + 1]);
+        }
+        weights.push(&self.vars[3 * layers]);
+        weights
+    }
+
     /// The network on these variables (gradients flow back to them).
     pub fn net(&self) -> candle_core::Result<Net> {
         Net::from_tensors(

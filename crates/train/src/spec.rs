@@ -69,6 +69,11 @@ pub struct HeadSpec {
     pub lr_schedule: LrSchedule,
     /// Decoupled weight decay (AdamW); 0 = plain Adam.
     pub weight_decay: f64,
+    /// L2 penalty in the loss: `l2 / 2` times the sum of the squared weights (not the biases),
+    /// added to the batch's mean cross-entropy. For a logistic head this is ridge-regularised
+    /// logistic regression (scikit-learn's `C` is `1 / (l2 · clips)`). 0 = off.
+    #[serde(default)]
+    pub l2: f64,
     /// Standardise each embedding dimension with the training windows' mean and standard
     /// deviation (the exported graph does the same, so the head takes raw embeddings).
     pub normalise: bool,
@@ -111,6 +116,7 @@ impl HeadSpec {
             learning_rate: 1e-3,
             lr_schedule: LrSchedule::Constant,
             weight_decay: 0.0,
+            l2: 0.0,
             normalise: false,
             input_dropout: 0.0,
             dropout: 0.0,
@@ -171,6 +177,7 @@ impl HeadSpec {
             learning_rate: 2e-3,
             lr_schedule: LrSchedule::Cosine,
             weight_decay: 0.1,
+            l2: 0.0,
             normalise: true,
             input_dropout: 0.3,
             dropout: 0.4,
@@ -217,10 +224,11 @@ impl HeadSpec {
                 "head `{name}`: epochs, batch size and ensemble size must be at least 1"
             ));
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) || self.weight_decay < 0.0
-        {
+        let positive_rate = self.learning_rate > 0.0 && self.learning_rate.is_finite();
+        let penalties = self.weight_decay >= 0.0 && self.l2 >= 0.0 && self.l2.is_finite();
+        if !(positive_rate && penalties) {
             return Err(format!(
-                "head `{name}`: learning rate must be positive and weight decay not negative"
+                "head `{name}`: learning rate must be positive, weight decay and L2 not negative"
             ));
         }
         if !(0.0..1.0).contains(&self.input_dropout) || !(0.0..1.0).contains(&self.dropout) {

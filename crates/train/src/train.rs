@@ -357,7 +357,13 @@ pub(crate) fn fit(
                     hidden: spec.dropout,
                 };
                 let logits = net.forward(&batch.x, Some(&mut dropout))?;
-                let loss = batch.loss(&logits, spec.loss)?;
+                let mut loss = batch.loss(&logits, spec.loss)?;
+                if spec.l2 > 0.0 {
+                    for w in vars.weight_vars() {
+                        loss =
+                            (loss + w.as_tensor().sqr()?.sum_all()?.affine(spec.l2 / 2.0, 0.0)?)?;
+                    }
+                }
                 optimizer.backward_step(&loss)?;
             }
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use moodscope_train::audioset::{self, ClassLabels, ReadError};
-use moodscope_train::tfrecord;
+use moodscope_train::{tfrecord, MoodSet};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/audioset")
@@ -53,6 +53,56 @@ fn reads_every_record_of_the_released_file() {
     assert_eq!(task.items.len(), 233);
     assert_eq!(task.counts(), vec![55, 58, 60, 60]);
     assert_eq!(task.check(), Ok(128));
+}
+
+#[test]
+fn six_moods_leave_out_funny_and_clips_with_two_moods() {
+    let read =
+        audioset::read_tfrecord(&data_dir().join("audioset_moods_bal_train.tfrecord")).unwrap();
+    let classes = classes();
+    let six = audioset::mood_set_task(&read.clips, &classes, MoodSet::Six).unwrap();
+    assert_eq!(
+        six.labels,
+        vec!["Happy", "Sad", "Angry", "Scary", "Calm", "Exciting"]
+    );
+    assert_eq!(six.counts(), vec![55, 58, 60, 60, 55, 55]);
+    assert_eq!(six.items.len(), 343);
+    // Every clip carries exactly one of the seven mood labels, and it is not Funny.
+    let moods: Vec<i64> = audioset::MOOD_CLASSES
+        .iter()
+        .map(|c| classes.index_of(c).unwrap())
+        .collect();
+    let funny = classes.index_of("Funny music").unwrap();
+    let tender = classes.index_of("Tender music").unwrap();
+    let by_id: std::collections::HashMap<String, &audioset::Clip> =
+        read.clips.iter().map(|c| (c.id(), c)).collect();
+    for item in &six.items {
+        let clip = by_id[&item.id];
+        let carried: Vec<i64> = clip
+            .labels
+            .iter()
+            .copied()
+            .filter(|l| moods.contains(l))
+            .collect();
+        assert_eq!(carried.len(), 1, "{}", item.id);
+        assert_ne!(carried[0], funny);
+        assert_eq!(carried[0] == tender, six.labels[item.label] == "Calm");
+    }
+    // The four-mood task is the six-mood task's first four labels.
+    let four = audioset::mood_task(&read.clips, &classes).unwrap();
+    let first_four: Vec<String> = six
+        .items
+        .iter()
+        .filter(|s| s.label < 4)
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(
+        four.items.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        first_four
+    );
+    assert_eq!(MoodSet::Six.classes()[4], "Tender music");
+    assert_eq!(MoodSet::from_count(6), Some(MoodSet::Six));
+    assert_eq!(MoodSet::from_count(5), None);
 }
 
 #[test]

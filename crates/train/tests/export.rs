@@ -211,3 +211,97 @@ fn broken_head_files_are_clear_errors() {
     let err = ok.step(&[0.0; 12]).unwrap_err().to_string();
     assert!(err.contains("12 values") && err.contains("128"), "{err}");
 }
+
+#[test]
+fn the_clip_mean_regression_runs_per_window_and_decides_clips_exactly() {
+    let data = common::mood_task();
+    let spec = HeadSpec {
+        l2: 0.3,
+        ..quick(HeadSpec::clip_mean_logistic(), 20)
+    };
+    let head = train(&data, &spec, &mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = export_head(
+        &head,
+        dir.path(),
+        "mean",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    let mut streaming = StreamingHead::load(&json).unwrap();
+    assert_eq!(streaming.metadata.kind, "logistic");
+    let (dim, k) = (head.embedding_dim, head.labels.len());
+    let regression = |x: &[f32]| -> Vec<f32> {
+        let logits: Vec<f32> = (0..k)
+            .map(|c| {
+                head.weights.out_b[c]
+                    + (0..dim)
+                        .map(|j| {
+                            head.weights.out_w[c * dim + j] * (x[j] - head.normalisation.mean[j])
+                                / head.normalisation.std[j]
+                        })
+                        .sum::<f32>()
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    };
+    for item in [0, 77, 150, 232] {
+        let windows = &data.items[item].embeddings;
+        // A clip: the regression on its mean embedding, from the per-window graph.
+        let mut mean = vec![0.0f32; dim];
+        for w in windows {
+            for (m, v) in mean.iter_mut().zip(w) {
+                *m += v / windows.len() as f32;
+            }
+        }
+        let clip = streaming.clip(windows).unwrap();
+        for (a, b) in clip.iter().zip(regression(&mean)) {
+            assert!((a - b).abs() < 1e-5, "clip {item}: {clip:?}");
+        }
+        // A window, as the plugin reads it: the regression on that window alone, whatever came
+        // before (stateless).
+        for w in windows {
+            let got = streaming.step(w).unwrap();
+            for (a, b) in got.iter().zip(regression(w)) {
+                assert!((a - b).abs() < 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_six_mood_head_shows_calm() {
+    let data = common::mood_set_task(moodscope_train::MoodSet::Six);
+    let head = train(
+        &data,
+        &quick(HeadSpec::clip_mean_logistic(), 3),
+        &mut |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = export_head(
+        &head,
+        dir.path(),
+        "six",
+        &EmbeddingSource::audioset_vggish(),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        meta["labels"],
+        serde_json::json!(["Happy", "Sad", "Angry", "Scary", "Calm", "Exciting"])
+    );
+    let mut streaming = StreamingHead::load(&json).unwrap();
+    let p = streaming.step(&data.items[0].embeddings[0]).unwrap();
+    assert_eq!(p.len(), 6);
+    let report = moodscope_train::evaluate(&mut streaming, &data).unwrap();
+    assert_eq!(report.clips, 343);
+    assert!(report.accuracy.value > 0.4, "{report}");
+    assert!((0.0..=1.0).contains(&report.smoothed_stream_accuracy));
+}

@@ -179,3 +179,56 @@ fn long_clips_are_cropped_while_training_and_decided_as_the_spec_says() {
         assert!((a - b).abs() < 1e-6, "{mean:?} vs {decided:?}");
     }
 }
+
+#[test]
+fn an_l2_penalty_shrinks_the_weights_to_the_penalised_optimum() {
+    let data = common::mood_task();
+    let norm = |l2: f64| {
+        let spec = HeadSpec {
+            l2,
+            ..HeadSpec::clip_mean_logistic()
+        };
+        let head = train(&data, &spec, &mut |_| {}).unwrap();
+        let w: f32 = head.weights.out_w.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (w, head)
+    };
+    let (free, _) = norm(0.0);
+    let (some, _) = norm(0.1);
+    let (strong, head) = norm(3.0);
+    assert!(
+        free > 1.5 * some && some > 2.0 * strong,
+        "{free} {some} {strong}"
+    );
+    // At the optimum the gradient of (mean cross-entropy + l2/2 |W|^2) is 0: each weight
+    // equals the mean over clips of (target - p) * x / l2. Checked on the strongly penalised
+    // head, where Adam has converged.
+    let probabilities = head.clip_probabilities(&data).unwrap();
+    let dim = head.embedding_dim;
+    let k = head.labels.len();
+    let mut expected = vec![0.0f64; k * dim];
+    for (item, p) in data.items.iter().zip(&probabilities) {
+        let mut mean = vec![0.0f64; dim];
+        for w in &item.embeddings {
+            for j in 0..dim {
+                let x = (w[j] - head.normalisation.mean[j]) / head.normalisation.std[j];
+                mean[j] += x as f64 / item.embeddings.len() as f64;
+            }
+        }
+        for c in 0..k {
+            let residual = f64::from(u8::from(c == item.label)) - p[c] as f64;
+            for j in 0..dim {
+                expected[c * dim + j] += residual * mean[j] / (3.0 * data.items.len() as f64);
+            }
+        }
+    }
+    let worst = expected
+        .iter()
+        .zip(&head.weights.out_w)
+        .map(|(e, w)| (e - *w as f64).abs())
+        .fold(0.0, f64::max);
+    let scale = expected.iter().map(|e| e.abs()).fold(0.0, f64::max);
+    assert!(
+        worst < 0.1 * scale,
+        "largest gap {worst} for weights up to {scale}"
+    );
+}
