@@ -106,6 +106,8 @@ pub struct AudioReader {
     /// Length in frames at `sample_rate`, when the container says it.
     frames: Option<u64>,
     container: Container,
+    /// Whether the codec decodes to exactly the declared length (PCM, FLAC, ALAC).
+    exact_length: bool,
     /// What the file is, in words ("Ogg Opus"), for messages.
     description: String,
     buffer: Option<(SignalSpec, SampleBuffer<f32>)>,
@@ -118,6 +120,38 @@ pub struct AudioReader {
     /// The error that stopped decoding before the end, if one did.
     stopped_by: Option<String>,
     finished: bool,
+}
+
+thread_local! {
+    /// Set while this thread runs demuxer or decoder code (see `guarded`).
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs demuxer or decoder code, turning a panic in it (symphonia 0.5.5's Matroska reader panics
+/// on some truncated files) into an error, without the panic message on stderr.
+fn guarded<T>(f: impl FnOnce() -> Result<T, SymphoniaError>) -> Result<T, SymphoniaError> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(|d| d.get()) {
+                previous(info);
+            }
+        }));
+    });
+    IN_DECODER.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_DECODER.with(|d| d.set(false));
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(SymphoniaError::IoError(std::io::Error::other(format!(
+            "the decoder failed on this file ({what})"
+        ))))
+    })
 }
 
 /// symphonia's codecs plus the libopus decoder.
@@ -160,9 +194,15 @@ impl AudioReader {
             enable_gapless: true,
             ..Default::default()
         };
-        let probed = symphonia::default::get_probe()
-            .format(&hint, stream, &format_options, &MetadataOptions::default())
-            .map_err(|e| probe_error(e, &sniffed, meta.len()))?;
+        let probed = guarded(|| {
+            symphonia::default::get_probe().format(
+                &hint,
+                stream,
+                &format_options,
+                &MetadataOptions::default(),
+            )
+        })
+        .map_err(|e| probe_error(e, &sniffed, meta.len()))?;
         let format = probed.format;
         let Some(track) = format
             .tracks()
@@ -221,6 +261,11 @@ impl AudioReader {
             channels: params.channels.map_or(0, |c| c.count()),
             frames,
             container: sniffed.container,
+            exact_length: {
+                use symphonia::core::codecs::{CODEC_TYPE_ALAC, CODEC_TYPE_FLAC};
+                let c = params.codec;
+                c == CODEC_TYPE_FLAC || c == CODEC_TYPE_ALAC || codec_name(c).starts_with("PCM")
+            },
             description,
             buffer: None,
             decoded_frames: 0,
@@ -267,7 +312,7 @@ impl AudioReader {
             return Ok(false);
         }
         loop {
-            let packet = match self.format.next_packet() {
+            let packet = match guarded(|| self.format.next_packet()) {
                 Ok(packet) => packet,
                 Err(SymphoniaError::IoError(e))
                     if e.kind() == std::io::ErrorKind::UnexpectedEof =>
@@ -288,28 +333,22 @@ impl AudioReader {
             if packet.track_id() != self.track_id {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
-                Ok(decoded) => decoded,
-                // A damaged packet: skip it and carry on, as players do, but count it.
-                Err(SymphoniaError::DecodeError(e)) => {
+            let decoder = &mut self.decoder;
+            // A damaged packet: skip it and carry on, as players do, but count it. (symphonia's
+            // decoders say "damaged" as a decode error, or as an I/O error of their bit reader.)
+            let decoded = match guarded(|| decoder.decode(&packet).map(|_| ())) {
+                Ok(()) => self.decoder.last_decoded(),
+                Err(SymphoniaError::ResetRequired) => {
+                    self.finished = true;
+                    return Ok(false);
+                }
+                Err(e) => {
                     self.skipped_packets += 1;
                     if self.first_skip.is_none() {
                         let at = self.decoded_frames as f64 / self.sample_rate as f64;
                         self.first_skip = Some((at, e.to_string()));
                     }
                     continue;
-                }
-                Err(SymphoniaError::IoError(e))
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                {
-                    self.finished = true;
-                    self.stopped_by = Some("the last packet is cut short".into());
-                    return Ok(false);
-                }
-                Err(e) => {
-                    self.finished = true;
-                    self.stopped_by = Some(e.to_string());
-                    return Err(DecodeError::Corrupt(e.to_string()));
                 }
             };
             let spec = *decoded.spec();
@@ -345,8 +384,13 @@ impl AudioReader {
             reasons.push(format!("decoding stopped: {e}"));
         }
         if let Some(expected) = expected_seconds {
-            // Frame-size rounding and encoder padding are well under 0.2 s.
-            let tolerance = (expected * 1e-3).max(0.2);
+            // Lossless codecs decode to exactly their declared length; lossy ones may differ by
+            // frame-size rounding and encoder padding, well under 0.2 s.
+            let tolerance = if self.exact_length {
+                1e-3
+            } else {
+                (expected * 1e-3).max(0.2)
+            };
             if decoded_seconds + tolerance < expected {
                 reasons.push(format!(
                     "the file is truncated or damaged: it ends before the length its header \

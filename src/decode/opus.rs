@@ -2,8 +2,8 @@
 //! decoded by libopus (the `opus` crate, linked to the system's libopus).
 //!
 //! The Opus identification header (`OpusHead`, the codec's extra data) gives the channel count,
-//! the pre-skip and the output gain. Ogg's pre-skip and end trim come with the packets (gapless
-//! decoding); Matroska does not say them, so the pre-skip is cut here. Mono and stereo streams
+//! the pre-skip (cut here from the start of the stream) and the output gain; the end trim comes
+//! with the packets (Ogg, gapless decoding). Mono and stereo streams
 //! are decoded (channel mapping families 0 and 1); surround (multistream) Opus is refused with
 //! a message saying so.
 
@@ -107,12 +107,9 @@ impl Decoder for OpusDecoder {
             params: params.clone(),
             decoder: Mutex::new(decoder),
             head,
-            // The Ogg mapping declares the pre-skip as the codec delay and trims it itself.
-            skip: if params.delay.is_some() {
-                0
-            } else {
-                head.pre_skip
-            },
+            // symphonia 0.5.5 does not cut the pre-skip (Ogg's mapping declares it but the
+            // packets' trims do not include it; Matroska does not say it): cut it here.
+            skip: head.pre_skip,
             interleaved: vec![0.0; MAX_FRAMES * head.channels],
             buffer: AudioBuffer::new(MAX_FRAMES as u64, SignalSpec::new(RATE, layout)),
         })
