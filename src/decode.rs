@@ -35,8 +35,8 @@ pub const SUPPORTED: &str = "WAV, AIFF, FLAC, MP3, Ogg Vorbis/Opus/FLAC, MP4/M4A
 
 /// File name extensions of the audio files a folder scan picks up (lower case).
 pub const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "aif", "aiff", "aifc", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4",
-    "m4b", "aac", "alac", "webm", "mka", "mkv",
+    "wav", "wave", "aif", "aiff", "aifc", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "m4b",
+    "aac", "alac", "webm", "mka", "mkv",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +248,10 @@ impl AudioReader {
             _ => Some(n),
         });
         // A WAV streamed by a writer that did not know its length says "4 GiB": no length.
-        let frames = frames.filter(|_| !sniffed.unknown_length);
+        let frames = sniffed
+            .declared_frames
+            .or(frames)
+            .filter(|_| !sniffed.unknown_length);
         let description = match codecs().get_codec(params.codec) {
             Some(_) if sniffed.container == Container::Other => codec_name(params.codec),
             _ => sniffed.what.clone(),
@@ -367,6 +370,16 @@ impl AudioReader {
             let before = mono.len();
             engine::downmix_interleaved(buffer.samples(), self.channels, mono);
             self.decoded_frames += (mono.len() - before) as u64;
+            // A lossless stream ends at its declared length: symphonia 0.5.5's AIFF reader goes
+            // on into the chunks after the sound data (an ID3 tag), which are not audio.
+            if let Some(n) = self.frames.filter(|_| self.exact_length) {
+                if self.decoded_frames > n {
+                    let excess = (self.decoded_frames - n) as usize;
+                    mono.truncate(mono.len() - excess.min(mono.len() - before));
+                    self.decoded_frames = n;
+                    self.finished = true;
+                }
+            }
             return Ok(true);
         }
     }
@@ -447,6 +460,9 @@ struct Sniffed {
     /// Whether Moodscope has a decoder for what this is (a truncated header, then, not an
     /// unsupported format).
     decodable: bool,
+    /// The length in frames the header declares, where symphonia 0.5.5 misreads it (AIFF: it
+    /// counts the sound chunk's 8-byte offset/block-size header as 2 frames of audio).
+    declared_frames: Option<u64>,
 }
 
 fn sniff(head: &[u8]) -> Sniffed {
@@ -456,15 +472,19 @@ fn sniff(head: &[u8]) -> Sniffed {
         what: what.to_string(),
         unknown_length: false,
         decodable: true,
+        declared_frames: None,
     };
     let foreign = |what: &str| Sniffed {
         container: Container::Other,
         what: what.to_string(),
         unknown_length: false,
         decodable: false,
+        declared_frames: None,
     };
     if at(0, b"RIFF") && at(8, b"WAVE") {
-        let size = head.get(4..8).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let size = head
+            .get(4..8)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         return Sniffed {
             unknown_length: matches!(size, Some(0 | u32::MAX)),
             ..known(Container::Wav, "a WAV file")
@@ -475,6 +495,7 @@ fn sniff(head: &[u8]) -> Sniffed {
     }
     if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) {
         let mut s = known(Container::Aiff, "an AIFF file");
+        s.declared_frames = aiff_frames(head);
         if at(8, b"AIFC") {
             // AIFF-C names its compression in the COMM chunk; symphonia reads NONE/sowt/fl32/...
             s.what = "an AIFF-C file".into();
@@ -532,7 +553,9 @@ fn sniff(head: &[u8]) -> Sniffed {
     }
     if head.len() >= 2 && head[0] == 0xFF {
         if head[1] & 0xF6 == 0xF0 {
-            return foreign("raw AAC (ADTS) audio; put it in an M4A with `ffmpeg -i IN -c copy OUT.m4a`");
+            return foreign(
+                "raw AAC (ADTS) audio; put it in an M4A with `ffmpeg -i IN -c copy OUT.m4a`",
+            );
         }
         if head[1] & 0xE0 == 0xE0 {
             return known(Container::Mp3, "an MPEG audio (MP3) file");
@@ -550,7 +573,11 @@ fn sniff(head: &[u8]) -> Sniffed {
         (0, b"MThd", "a MIDI file (notes, not audio)"),
         (0, b"DSD ", "a DSD (DSF) file"),
         (0, b"FRM8", "a DSD (DFF) file"),
-        (0, &[0x30, 0x26, 0xB2, 0x75], "a Windows Media (WMA/ASF) file"),
+        (
+            0,
+            &[0x30, 0x26, 0xB2, 0x75],
+            "a Windows Media (WMA/ASF) file",
+        ),
         (0, b".RMF", "a RealMedia file"),
         (0, b"%PDF", "a PDF document"),
         (0, &[0x89, b'P', b'N', b'G'], "a PNG image"),
@@ -578,13 +605,29 @@ fn sniff(head: &[u8]) -> Sniffed {
     if at(0, b"FORM") {
         return foreign("an IFF file that is not AIFF");
     }
-    let text = head.iter().take(512).all(|&b| {
-        b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80
-    }) && std::str::from_utf8(&head[..head.len().min(512)]).is_ok();
+    let text = head
+        .iter()
+        .take(512)
+        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
+        && std::str::from_utf8(&head[..head.len().min(512)]).is_ok();
     if text {
         return foreign("it holds text");
     }
     foreign("no audio format Moodscope knows was found")
+}
+
+/// `numSampleFrames` of an AIFF's COMM chunk, when it is in `head`.
+fn aiff_frames(head: &[u8]) -> Option<u64> {
+    let mut at = 12;
+    while at + 8 <= head.len() {
+        let size = u32::from_be_bytes(head[at + 4..at + 8].try_into().ok()?) as usize;
+        if &head[at..at + 4] == b"COMM" {
+            let frames = head.get(at + 10..at + 14)?;
+            return Some(u32::from_be_bytes(frames.try_into().ok()?) as u64);
+        }
+        at = at.checked_add(8 + size + size % 2)?;
+    }
+    None
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -116,13 +116,21 @@ fn every_format_gives_the_same_moods() {
         let moods = probabilities(file);
         assert_eq!(moods.len(), reference.len(), "{name}: window count");
         if *lossless {
-            assert_eq!(moods, reference, "{name} is lossless: the WAV's moods exactly");
+            assert_eq!(
+                moods, reference,
+                "{name} is lossless: the WAV's moods exactly"
+            );
             continue;
         }
         let mut window_differences: Vec<f64> = moods
             .iter()
             .zip(&reference)
-            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max)
+            })
             .collect();
         window_differences.sort_by(f64::total_cmp);
         let median = window_differences[window_differences.len() / 2];
@@ -131,7 +139,9 @@ fn every_format_gives_the_same_moods() {
         let worst_mean = (0..labels)
             .map(|i| (mean(&moods, i) - mean(&reference, i)).abs())
             .fold(0.0, f64::max);
-        eprintln!("{name}: median window difference {median:.4}, largest mean difference {worst_mean:.4}");
+        eprintln!(
+            "{name}: median window difference {median:.4}, largest mean difference {worst_mean:.4}"
+        );
         assert!(
             median < LOSSY_MAX_MEDIAN_WINDOW_DIFFERENCE,
             "{name}: the median window's mood is off by {median}"
@@ -140,7 +150,11 @@ fn every_format_gives_the_same_moods() {
             worst_mean < LOSSY_MAX_MEAN_DIFFERENCE,
             "{name}: a mean mood is off by {worst_mean}"
         );
-        assert_eq!(dominant(&moods), dominant(&reference), "{name}: the track's dominant mood");
+        assert_eq!(
+            dominant(&moods),
+            dominant(&reference),
+            "{name}: the track's dominant mood"
+        );
     }
 }
 
@@ -155,7 +169,10 @@ fn lines_for(stderr: &str, path: &Path) -> Vec<String> {
 
 /// Seconds in "decoded 7.4 s of 20.0 s: ..." (the number after "decoded").
 fn decoded_seconds(line: &str) -> f64 {
-    let after = line.split("decoded ").nth(1).expect("'decoded' in the line");
+    let after = line
+        .split("decoded ")
+        .nth(1)
+        .expect("'decoded' in the line");
     after.split(' ').next().unwrap().parse().unwrap()
 }
 
@@ -186,9 +203,17 @@ fn a_file_that_ends_early_is_analysed_as_far_as_it_decodes_and_counts_as_failed(
     let paths: Vec<&Path> = cut.iter().map(|(p, _)| p.as_path()).collect();
     let (out, doc) = analyze_json(&paths, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "partial files count as failed\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "partial files count as failed\n{stderr}"
+    );
     let analysed = doc["files"].as_array().expect("files");
-    assert_eq!(analysed.len(), cut.len(), "every file analysed as far as it decodes");
+    assert_eq!(
+        analysed.len(),
+        cut.len(),
+        "every file analysed as far as it decodes"
+    );
     for ((path, reason), file) in cut.iter().zip(analysed) {
         let lines = lines_for(&stderr, path);
         assert_eq!(lines.len(), 1, "one line for {}:\n{stderr}", path.display());
@@ -221,7 +246,10 @@ fn a_file_that_ends_early_is_analysed_as_far_as_it_decodes_and_counts_as_failed(
     for (path, _) in &cut {
         let lines = lines_for(&stderr, path);
         assert_eq!(lines.len(), 1, "{stderr}");
-        assert!(lines[0].starts_with("warning: partial file") && !lines[0].contains("counted as failed"));
+        assert!(
+            lines[0].starts_with("warning: partial file")
+                && !lines[0].contains("counted as failed")
+        );
     }
 }
 
@@ -260,7 +288,12 @@ fn a_damaged_stretch_is_skipped_and_reported() {
         );
         // The audio after the damage is analysed too.
         let windows = file["windows"].as_array().expect("windows");
-        assert!(windows.len() >= 36, "{}: {} windows", path.display(), windows.len());
+        assert!(
+            windows.len() >= 36,
+            "{}: {} windows",
+            path.display(),
+            windows.len()
+        );
     }
 }
 
@@ -272,9 +305,21 @@ fn empty_unsupported_and_headless_files_get_one_exact_line() {
     let empty = dir.path().join("empty.ogg");
     std::fs::write(&empty, b"").unwrap();
     let wavpack = dir.path().join("song.wv");
-    ffmpeg(&["-i", source.to_str().unwrap(), "-c:a", "wavpack", wavpack.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        source.to_str().unwrap(),
+        "-c:a",
+        "wavpack",
+        wavpack.to_str().unwrap(),
+    ]);
     let ac3 = dir.path().join("ac3.m4a");
-    ffmpeg(&["-i", source.to_str().unwrap(), "-c:a", "ac3", ac3.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        source.to_str().unwrap(),
+        "-c:a",
+        "ac3",
+        ac3.to_str().unwrap(),
+    ]);
     let surround = dir.path().join("surround.opus");
     ffmpeg(&[
         "-i",
@@ -289,11 +334,27 @@ fn empty_unsupported_and_headless_files_get_one_exact_line() {
     ]);
     let headless = dir.path().join("headless.m4a");
     // ffmpeg writes an M4A's headers (moov) after the audio: the first half has none.
-    let m4a = std::fs::read(files.iter().find(|(p, _)| p.ends_with("aac.m4a")).unwrap().0.as_path()).unwrap();
+    let m4a = std::fs::read(
+        files
+            .iter()
+            .find(|(p, _)| p.ends_with("aac.m4a"))
+            .unwrap()
+            .0
+            .as_path(),
+    )
+    .unwrap();
     std::fs::write(&headless, &m4a[..m4a.len() / 2]).unwrap();
     // symphonia 0.5.5's Matroska reader cannot open a truncated file (it panics; Moodscope
     // catches that and says so).
-    let webm = std::fs::read(files.iter().find(|(p, _)| p.ends_with("opus.webm")).unwrap().0.as_path()).unwrap();
+    let webm = std::fs::read(
+        files
+            .iter()
+            .find(|(p, _)| p.ends_with("opus.webm"))
+            .unwrap()
+            .0
+            .as_path(),
+    )
+    .unwrap();
     let cut_webm = dir.path().join("cut.webm");
     std::fs::write(&cut_webm, &webm[..webm.len() / 2]).unwrap();
     let pdf = dir.path().join("notes.mp3");
@@ -323,5 +384,8 @@ fn empty_unsupported_and_headless_files_get_one_exact_line() {
     let (out, _) = analyze_json(&[&folder_file], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.starts_with("moodscope: no audio files found"), "{stderr}");
+    assert!(
+        stderr.starts_with("moodscope: no audio files found"),
+        "{stderr}"
+    );
 }

@@ -75,7 +75,10 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     };
     let files = scan::expand(&args.files);
     if files.is_empty() {
-        eprintln!("moodscope: no audio files found (looked for {})", AUDIO_EXTENSIONS.join(", "));
+        eprintln!(
+            "moodscope: no audio files found (looked for {})",
+            AUDIO_EXTENSIONS.join(", ")
+        );
         return Outcome::Failed;
     }
     let library = match &setup.db {
@@ -147,9 +150,12 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
                     write_error = Some(e);
                 }
             }
-            Format::Json => {
-                analysed.push((path.to_path_buf(), track.sample_rate, track.readings, summary))
-            }
+            Format::Json => analysed.push((
+                path.to_path_buf(),
+                track.sample_rate,
+                track.readings,
+                summary,
+            )),
         }
     });
     if files.len() > 1 || counts.unchanged > 0 {

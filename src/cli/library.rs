@@ -244,7 +244,12 @@ impl Library {
 
     /// The same audio now has another content hash (its tags were rewritten): keep its analysis
     /// under the new hash too, so that the next scan finds it unchanged.
-    pub fn alias(&self, old_hash: &str, new_hash: &str, model_version: &str) -> rusqlite::Result<()> {
+    pub fn alias(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        model_version: &str,
+    ) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO analyses (content_hash, model_version, path, seconds,
                 sample_rate, labels, dominant, shares, no_music_share, valence, arousal, confidence,
@@ -366,7 +371,11 @@ pub enum TableFormat {
 /// Writes tracks as a table: CSV (`path,mood,<share per label…>,no_music,valence,arousal,
 /// confidence,seconds,partial,model_version`, one share column per label met, in the order met)
 /// or a JSON array of objects.
-pub fn write_tracks(out: &mut dyn Write, format: TableFormat, rows: &[TrackRow]) -> std::io::Result<()> {
+pub fn write_tracks(
+    out: &mut dyn Write,
+    format: TableFormat,
+    rows: &[TrackRow],
+) -> std::io::Result<()> {
     let mut labels: Vec<&str> = Vec::new();
     for row in rows {
         for label in &row.moods.labels {
@@ -392,8 +401,16 @@ pub fn write_tracks(out: &mut dyn Write, format: TableFormat, rows: &[TrackRow])
             let mut header = vec!["path".to_string(), "mood".to_string()];
             header.extend(share_columns);
             header.extend(
-                ["no_music", "valence", "arousal", "confidence", "seconds", "partial", "model_version"]
-                    .map(String::from),
+                [
+                    "no_music",
+                    "valence",
+                    "arousal",
+                    "confidence",
+                    "seconds",
+                    "partial",
+                    "model_version",
+                ]
+                .map(String::from),
             );
             writeln!(out, "{}", header.join(","))?;
             for row in rows {
@@ -593,7 +610,11 @@ mod tests {
         let bytes = encode_readings(&readings);
         assert_eq!(decode_readings(&bytes, 5), Some(readings));
         assert_eq!(decode_readings(&bytes, 4), None, "wrong label count");
-        assert_eq!(decode_readings(&bytes[..bytes.len() - 1], 5), None, "cut short");
+        assert_eq!(
+            decode_readings(&bytes[..bytes.len() - 1], 5),
+            None,
+            "cut short"
+        );
     }
 
     #[test]
@@ -615,13 +636,19 @@ mod tests {
         };
         {
             let lib = Library::open(&path).unwrap();
-            lib.store("aa", "v1", Path::new("/music/a.flac"), &stored).unwrap();
-            lib.remember_path(Path::new("/music/a.flac"), 10, 5, "aa").unwrap();
+            lib.store("aa", "v1", Path::new("/music/a.flac"), &stored)
+                .unwrap();
+            lib.remember_path(Path::new("/music/a.flac"), 10, 5, "aa")
+                .unwrap();
         }
         let lib = Library::open(&path).unwrap();
         assert_eq!(lib.lookup("aa", "v1").unwrap(), Some(stored.clone()));
         assert_eq!(lib.lookup("aa", "v2").unwrap(), None);
-        assert_eq!(lib.cached_hash(Path::new("/music/a.flac"), 10, 5).as_deref(), Some("aa"));
+        assert_eq!(
+            lib.cached_hash(Path::new("/music/a.flac"), 10, 5)
+                .as_deref(),
+            Some("aa")
+        );
         assert_eq!(lib.cached_hash(Path::new("/music/a.flac"), 11, 5), None);
         lib.alias("aa", "bb", "v1").unwrap();
         assert_eq!(lib.lookup("bb", "v1").unwrap(), Some(stored));

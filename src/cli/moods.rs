@@ -104,7 +104,10 @@ mod tests {
         let moods = TrackMoods::from_summary(&summary(vec![0.1, 0.2, 0.6, 0.0, 0.1], 0.0), &labels);
         assert_eq!(moods.dominant.as_deref(), Some("Calm"));
         assert_eq!(moods.shares.len(), 5);
-        assert_eq!(moods.short_text(), "Calm 60%, Sad 20%, Happy 10%, Scary 10%");
+        assert_eq!(
+            moods.short_text(),
+            "Calm 60%, Sad 20%, Happy 10%, Scary 10%"
+        );
         let silent = TrackMoods::from_summary(&summary(vec![0.0; 5], 1.0), &labels);
         assert_eq!(silent.dominant, None);
         assert_eq!(silent.short_text(), "no music");

@@ -189,7 +189,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         }
         let path = entry.path();
         // Follow links to files, not to folders (no loops).
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             walk(&path, out);
         } else if path.is_file() && is_audio(&path) {
@@ -416,10 +418,8 @@ struct Progress {
 impl Progress {
     fn new(files: usize, bytes: u64) -> Self {
         let bar = ProgressBar::new(bytes.max(1));
-        let style = ProgressStyle::with_template(
-            "{msg} {wide_bar} {percent:>3}% ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template("{msg} {wide_bar} {percent:>3}% ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         let progress = Self {
             bar,

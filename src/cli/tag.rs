@@ -82,10 +82,19 @@ impl TagPlan {
             moods.dominant.clone().unwrap_or_else(|| "none".into()),
         )];
         for (label, share) in &moods.shares {
-            fields.push((format!("{PREFIX}SHARE_{}", key_of(label)), format!("{share:.3}")));
+            fields.push((
+                format!("{PREFIX}SHARE_{}", key_of(label)),
+                format!("{share:.3}"),
+            ));
         }
-        fields.push((format!("{PREFIX}NO_MUSIC"), format!("{:.3}", moods.no_music_share)));
-        fields.push((format!("{PREFIX}CONFIDENCE"), format!("{:.3}", moods.confidence)));
+        fields.push((
+            format!("{PREFIX}NO_MUSIC"),
+            format!("{:.3}", moods.no_music_share),
+        ));
+        fields.push((
+            format!("{PREFIX}CONFIDENCE"),
+            format!("{:.3}", moods.confidence),
+        ));
         if let Some(v) = moods.valence {
             fields.push((format!("{PREFIX}VALENCE"), format!("{v:.3}")));
         }
@@ -189,7 +198,9 @@ pub fn describe(path: &Path, plan: &TagPlan) -> Result<Vec<String>, TagError> {
         lines.push(format!("{prefix}{k}={v}"));
     }
     if let Some(comment) = &plan.comment {
-        lines.push(format!("{comment_key}={comment} (after the existing comment, if any)"));
+        lines.push(format!(
+            "{comment_key}={comment} (after the existing comment, if any)"
+        ));
     }
     Ok(lines)
 }
@@ -206,7 +217,10 @@ pub fn write(path: &Path, plan: &TagPlan) -> Result<(), TagError> {
     let temp = temp_path(path);
     let result = (|| {
         std::fs::copy(path, &temp).map_err(|e| {
-            TagError::Write(format!("cannot write a copy beside it ({}): {e}", temp.display()))
+            TagError::Write(format!(
+                "cannot write a copy beside it ({}): {e}",
+                temp.display()
+            ))
         })?;
         write_into(&temp, file_type, native, plan)?;
         File::open(&temp)
@@ -224,14 +238,18 @@ pub fn write(path: &Path, plan: &TagPlan) -> Result<(), TagError> {
 
 /// A hidden file beside `path` (folder scans skip hidden files).
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or_else(
-        || "track".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "track".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.moodscope-{}.tmp", std::process::id()))
 }
 
-fn write_into(path: &Path, file_type: FileType, native: Native, plan: &TagPlan) -> Result<(), TagError> {
+fn write_into(
+    path: &Path,
+    file_type: FileType,
+    native: Native,
+    plan: &TagPlan,
+) -> Result<(), TagError> {
     let read_err = |e: lofty::error::FileParseError| TagError::Read(e.to_string());
     let mut file = File::open(path).map_err(|e| TagError::Read(e.to_string()))?;
     let options = ParseOptions::new();
@@ -451,10 +469,11 @@ pub fn run(args: TagArgs, models: &ModelDir) -> Outcome {
         eprintln!("moodscope: no audio files found");
         return Outcome::Failed;
     }
-    let library = setup
-        .db
-        .as_ref()
-        .and_then(|path| Library::open(path).map_err(|e| eprintln!("moodscope: {e}")).ok());
+    let library = setup.db.as_ref().and_then(|path| {
+        Library::open(path)
+            .map_err(|e| eprintln!("moodscope: {e}"))
+            .ok()
+    });
     let mut failed = false;
     let mut stdout = std::io::stdout().lock();
     let counts = scan::run(&setup, &files, |path, result, bar| {
@@ -486,7 +505,12 @@ pub fn run(args: TagArgs, models: &ModelDir) -> Outcome {
             let plan = TagPlan::new(&moods, &setup.model_version, args.comment);
             match describe(path, &plan) {
                 Ok(lines) => bar.suspend(|| {
-                    let _ = writeln!(stdout, "{}: would write {}", path.display(), lines.join("; "));
+                    let _ = writeln!(
+                        stdout,
+                        "{}: would write {}",
+                        path.display(),
+                        lines.join("; ")
+                    );
                 }),
                 Err(e) => {
                     bar.suspend(|| report_error(path, e));
@@ -533,7 +557,10 @@ mod tests {
         let ours = "Moodscope: Calm 60%";
         assert_eq!(merged_comment(None, ours), ours);
         assert_eq!(merged_comment(Some("Moodscope: Sad 50%"), ours), ours);
-        assert_eq!(merged_comment(Some("great intro"), ours), "great intro | Moodscope: Calm 60%");
+        assert_eq!(
+            merged_comment(Some("great intro"), ours),
+            "great intro | Moodscope: Calm 60%"
+        );
         assert_eq!(
             merged_comment(Some("great intro | Moodscope: Sad 50%"), ours),
             "great intro | Moodscope: Calm 60%"

@@ -35,7 +35,9 @@ struct OpusHead {
 
 fn parse_head(extra: &[u8]) -> Result<OpusHead> {
     if extra.len() < 19 || &extra[..8] != b"OpusHead" {
-        return Err(Error::DecodeError("opus: missing or short identification header"));
+        return Err(Error::DecodeError(
+            "opus: missing or short identification header",
+        ));
     }
     let channels = extra[9] as usize;
     let pre_skip = u16::from_le_bytes([extra[10], extra[11]]) as usize;
@@ -150,10 +152,8 @@ impl Decoder for OpusDecoder {
         }
         let skip = self.skip.min(frames);
         self.skip -= skip;
-        self.buffer.trim(
-            packet.trim_start as usize + skip,
-            packet.trim_end as usize,
-        );
+        self.buffer
+            .trim(packet.trim_start as usize + skip, packet.trim_end as usize);
         Ok(self.buffer.as_audio_buffer_ref())
     }
 
