@@ -240,12 +240,12 @@ impl AudioReader {
             .filter(|&r| r > 0)
             .ok_or(DecodeError::NoSampleRate)?;
         // The declared length, in frames at the sample rate (Matroska counts in its own time base).
-        let frames = params.n_frames.and_then(|n| match params.time_base {
+        let frames = params.n_frames.map(|n| match params.time_base {
             Some(tb) if !(tb.numer == 1 && tb.denom == sample_rate) => {
                 let time = tb.calc_time(n);
-                Some(((time.seconds as f64 + time.frac) * sample_rate as f64).round() as u64)
+                ((time.seconds as f64 + time.frac) * sample_rate as f64).round() as u64
             }
-            _ => Some(n),
+            _ => n,
         });
         // A WAV streamed by a writer that did not know its length says "4 GiB": no length.
         let frames = sniffed

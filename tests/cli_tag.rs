@@ -135,7 +135,8 @@ fn moods_go_into_each_formats_own_tags_and_the_audio_is_untouched() {
         .status()
         .unwrap();
     assert!(status.success());
-    let before: Vec<(Vec<f32>, Vec<u32>, BTreeMap<String, Vec<String>>)> = files
+    type Decoded = (Vec<f32>, Vec<u32>, BTreeMap<String, Vec<String>>);
+    let before: Vec<Decoded> = files
         .iter()
         .map(|f| (decode_f32(f), moodscope_samples(f), read_tags(f)))
         .collect();
@@ -183,7 +184,6 @@ fn moods_go_into_each_formats_own_tags_and_the_audio_is_untouched() {
         os("--comment"),
         music.as_os_str(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
