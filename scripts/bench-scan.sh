@@ -19,8 +19,12 @@ runs=3
 for tool in ffmpeg python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install ffmpeg python3)"; exit 2; }
 done
-tracks=(/usr/share/hyperrogue/music/*.ogg)
-[ -e "${tracks[0]}" ] || { echo "needs apt-get install hyperrogue-music"; exit 2; }
+tracks=()
+for t in /usr/share/hyperrogue/music/*.ogg; do
+  # (One track of the package, hr-savino-caribbean.ogg, has a header ffmpeg cannot read.)
+  ffprobe -v error "$t" >/dev/null 2>&1 && tracks+=("$t")
+done
+[ "${#tracks[@]}" -gt 0 ] || { echo "needs apt-get install hyperrogue-music"; exit 2; }
 
 cargo build --release --quiet --features cli --bin moodscope
 bin=target/release/moodscope
@@ -42,9 +46,11 @@ for ((i = 0; i < files; i++)); do
   codec=${spec#*:}
   dir="$music/album-$((i % 10))"
   mkdir -p "$dir"
-  # Offsets wrap around inside the track (-stream_loop) so that every excerpt is full length.
+  # Each round starts 7 s later, wrapping inside the track so that every excerpt is full length.
+  length=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$track" | cut -d. -f1)
+  span=$((length > each + 1 ? length - each - 1 : 1))
   # shellcheck disable=SC2086
-  ffmpeg -nostdin -v error -y -stream_loop -1 -ss $((round * 7)) -t "$each" -i "$track" \
+  ffmpeg -nostdin -v error -y -ss $(((round * 7) % span)) -t "$each" -i "$track" \
     $codec "$dir/$(printf '%04d' "$i").$ext"
 done
 total_seconds=$((files * each))
