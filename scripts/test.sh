@@ -13,11 +13,12 @@ sudo=""
 
 echo "== system packages"
 $sudo apt-get update -qq
-# hyperrogue-music: freely licensed music (Ogg Vorbis) for real-music tests; xvfb: a real X
+# hyperrogue-music: freely licensed music (Ogg Vorbis) for real-music tests; espeak-ng: real
+# speech, which must not be read as a mood; xvfb: a real X
 # server for the editor screenshot, libgl1-mesa-dri: the software OpenGL the editor draws with
 # there; the X11/GL/ALSA/JACK headers: nice-plug's windowing and standalone.
 $sudo apt-get install -y -qq --no-install-recommends \
-  hyperrogue-music xvfb xauth libgl1-mesa-dri libx11-dev libx11-xcb-dev libxcb1-dev \
+  hyperrogue-music espeak-ng xvfb xauth libgl1-mesa-dri libx11-dev libx11-xcb-dev libxcb1-dev \
   libxcb-dri2-0-dev libxcb-icccm4-dev libxcursor-dev libxkbcommon-dev libgl1-mesa-dev libgl-dev \
   libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
 # libopus-dev: the Opus decoder (libopus, found through pkg-config); ffmpeg: the format, tag and

@@ -207,7 +207,8 @@ fn moods_go_into_each_formats_own_tags_and_the_audio_is_untouched() {
         };
         assert_eq!(&get("MOODSCOPE_MOOD"), mood);
         assert!(get("MOODSCOPE_MODEL").starts_with("yamnet@"));
-        // One share per label of the analysis; they and the no-music share add up to 1.
+        // One share per label of the analysis; they, the uncertain and the no-music shares add
+        // up to 1.
         let shares: Vec<(String, f64)> = tags
             .iter()
             .filter_map(|(k, v)| {
@@ -217,6 +218,7 @@ fn moods_go_into_each_formats_own_tags_and_the_audio_is_untouched() {
             .collect();
         assert!(shares.len() >= 4, "{name}: {shares:?}");
         let total: f64 = shares.iter().map(|(_, s)| s).sum::<f64>()
+            + get("MOODSCOPE_UNCERTAIN").parse::<f64>().unwrap()
             + get("MOODSCOPE_NO_MUSIC").parse::<f64>().unwrap();
         assert!(
             (total - 1.0).abs() < 0.01,

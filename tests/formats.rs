@@ -150,11 +150,17 @@ fn every_format_gives_the_same_moods() {
             worst_mean < LOSSY_MAX_MEAN_DIFFERENCE,
             "{name}: a mean mood is off by {worst_mean}"
         );
-        assert_eq!(
-            dominant(&moods),
-            dominant(&reference),
-            "{name}: the track's dominant mood"
-        );
+        // The same dominant mood, wherever the reference's lead is larger than what the codec
+        // may move a mean by (two near-tied moods may swap: the test above bounds how far).
+        let mut means: Vec<f64> = (0..labels).map(|i| mean(&reference, i)).collect();
+        means.sort_by(|a, b| b.total_cmp(a));
+        if means[0] - means[1] > 2.0 * LOSSY_MAX_MEAN_DIFFERENCE {
+            assert_eq!(
+                dominant(&moods),
+                dominant(&reference),
+                "{name}: the track's dominant mood"
+            );
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::report::{self, Summary};
 use super::scan::{self, AnalysisArgs, Setup};
 use super::{report_error, tag, Outcome};
 use crate::decode::{AudioReader, Damage, DecodeError, AUDIO_EXTENSIONS};
-use crate::engine::{Analyser, EngineError, WindowReading};
+use crate::engine::{Analyser, EngineError, MoodState, WindowReading};
 use crate::models::ModelDir;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,7 +89,8 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     };
     let mut failed = false;
     let mut write_error = None;
-    let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Summary)> = Vec::new();
+    let groups = setup.groups.clone();
+    let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Vec<MoodState>, Summary)> = Vec::new();
     let mut table: Vec<TrackRow> = Vec::new();
     if args.format == Format::Csv {
         if let Err(e) = report::write_csv_header(&mut out, &labels) {
@@ -114,7 +115,7 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
             bar.suspend(|| report_error(path, problem));
             failed = true;
         }
-        let summary = Summary::of(&track.readings, labels.len());
+        let (verdicts, summary) = setup.summarise(&track.readings);
         bar.suspend(|| eprintln!("{}: {}", path.display(), summary.describe(&labels)));
         let moods = TrackMoods::from_summary(&summary, &labels);
         if args.write_tags {
@@ -145,7 +146,9 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
                     &mut out,
                     &path.to_string_lossy(),
                     &labels,
+                    &groups,
                     &track.readings,
+                    &verdicts,
                 ) {
                     write_error = Some(e);
                 }
@@ -154,6 +157,7 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
                 path.to_path_buf(),
                 track.sample_rate,
                 track.readings,
+                verdicts,
                 summary,
             )),
         }
@@ -168,16 +172,20 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     if args.format == Format::Json {
         let files: Vec<report::JsonFile> = analysed
             .iter()
-            .map(|(path, sample_rate, readings, summary)| report::JsonFile {
-                file: path.to_string_lossy().into_owned(),
-                sample_rate: *sample_rate,
-                windows: report::json_windows(&labels, readings),
-                summary,
-            })
+            .map(
+                |(path, sample_rate, readings, verdicts, summary)| report::JsonFile {
+                    file: path.to_string_lossy().into_owned(),
+                    sample_rate: *sample_rate,
+                    windows: report::json_windows(&labels, &groups, readings, verdicts),
+                    summary,
+                },
+            )
             .collect();
         let doc = serde_json::json!({
             "backbone": args.analysis.backbone.name(),
             "head": args.analysis.head.as_ref().map_or("default".to_string(), |h| h.display().to_string()),
+            "readout": setup.readout,
+            "hop_seconds": setup.hop_seconds,
             "labels": labels,
             "files": files,
         });

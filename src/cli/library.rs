@@ -22,7 +22,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::moods::TrackMoods;
-use super::report::Summary;
 use super::Outcome;
 use crate::engine::WindowReading;
 
@@ -83,6 +82,9 @@ pub struct Library {
     conn: Connection,
 }
 
+/// Raised when the `analyses` table changes.
+const SCHEMA_VERSION: i64 = 2;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS analyses (
     content_hash   TEXT NOT NULL,
@@ -93,6 +95,7 @@ CREATE TABLE IF NOT EXISTS analyses (
     labels         TEXT NOT NULL,
     dominant       TEXT,
     shares         TEXT NOT NULL,
+    uncertain_share REAL NOT NULL,
     no_music_share REAL NOT NULL,
     valence        REAL,
     arousal        REAL,
@@ -134,7 +137,18 @@ impl Library {
             .map_err(fail)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(fail)?;
+        // A database written by an older Moodscope keeps its paths; its analyses, in an older
+        // layout, are dropped (they are redone at the next scan).
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(fail)?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch("DROP TABLE IF EXISTS analyses")
+                .map_err(fail)?;
+        }
         conn.execute_batch(SCHEMA).map_err(fail)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(fail)?;
         Ok(Self { conn })
     }
 
@@ -211,15 +225,14 @@ impl Library {
         model_version: &str,
         path: &Path,
         stored: &Stored,
+        moods: &TrackMoods,
     ) -> rusqlite::Result<()> {
-        let summary = Summary::of(&stored.readings, stored.labels.len());
-        let moods = TrackMoods::from_summary(&summary, &stored.labels);
         let shares: Vec<f32> = moods.shares.iter().map(|(_, s)| *s).collect();
         self.conn.execute(
             "INSERT OR REPLACE INTO analyses (content_hash, model_version, path, seconds,
-                sample_rate, labels, dominant, shares, no_music_share, valence, arousal, confidence,
-                damage, problem, readings, analysed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                sample_rate, labels, dominant, shares, uncertain_share, no_music_share, valence,
+                arousal, confidence, damage, problem, readings, analysed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 hash,
                 model_version,
@@ -229,6 +242,7 @@ impl Library {
                 serde_json::to_string(&stored.labels).unwrap_or_default(),
                 moods.dominant,
                 serde_json::to_string(&shares).unwrap_or_default(),
+                moods.uncertain_share,
                 moods.no_music_share,
                 moods.valence,
                 moods.arousal,
@@ -252,10 +266,11 @@ impl Library {
     ) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO analyses (content_hash, model_version, path, seconds,
-                sample_rate, labels, dominant, shares, no_music_share, valence, arousal, confidence,
-                damage, problem, readings, analysed_at)
+                sample_rate, labels, dominant, shares, uncertain_share, no_music_share, valence,
+                arousal, confidence, damage, problem, readings, analysed_at)
              SELECT ?2, model_version, path, seconds, sample_rate, labels, dominant, shares,
-                no_music_share, valence, arousal, confidence, damage, problem, readings, analysed_at
+                uncertain_share, no_music_share, valence, arousal, confidence, damage, problem,
+                readings, analysed_at
              FROM analyses WHERE content_hash = ?1 AND model_version = ?3",
             params![old_hash, new_hash, model_version],
         )?;
@@ -266,7 +281,7 @@ impl Library {
     pub fn tracks(&self) -> rusqlite::Result<Vec<TrackRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT p.path, a.model_version, a.labels, a.dominant, a.shares, a.no_music_share,
-                    a.valence, a.arousal, a.confidence, a.seconds, a.damage
+                    a.valence, a.arousal, a.confidence, a.seconds, a.damage, a.uncertain_share
              FROM paths p JOIN analyses a ON a.content_hash = p.content_hash
              WHERE a.analysed_at = (SELECT MAX(b.analysed_at) FROM analyses b
                                     WHERE b.content_hash = p.content_hash)
@@ -285,6 +300,7 @@ impl Library {
                     shares: labels.iter().cloned().zip(shares).collect(),
                     labels,
                     dominant: row.get(3)?,
+                    uncertain_share: row.get(11)?,
                     no_music_share: row.get(5)?,
                     valence: row.get(6)?,
                     arousal: row.get(7)?,
@@ -303,15 +319,16 @@ fn path_text(path: &Path) -> String {
 }
 
 /// Version of the timeline encoding in the `readings` column.
-const READINGS_FORMAT: u8 = 1;
+const READINGS_FORMAT: u8 = 2;
 
 /// A timeline as bytes: a format byte, the window count, then per window its index, start and
-/// end (f64) and its probabilities and presence (f32), little-endian. Exact: a timeline read back
-/// prints the same CSV as the one analysed. (When `WindowReading` gains fields, add them here and
-/// in `decode_readings`, and raise `READINGS_FORMAT`.)
+/// end (f64) and its probabilities, presence, valence and arousal (f32, NaN for a readout without
+/// valence and arousal), little-endian. Exact: a timeline read back prints the same CSV as the one
+/// analysed. (When `WindowReading` gains fields, add them here and in `decode_readings`, and raise
+/// `READINGS_FORMAT`: older rows are then analysed again.)
 pub fn encode_readings(readings: &[WindowReading]) -> Vec<u8> {
     let labels = readings.first().map_or(0, |r| r.probabilities.len());
-    let mut out = Vec::with_capacity(5 + readings.len() * (24 + 4 * (labels + 1)));
+    let mut out = Vec::with_capacity(5 + readings.len() * (24 + 4 * (labels + 3)));
     out.push(READINGS_FORMAT);
     out.extend((readings.len() as u32).to_le_bytes());
     for r in readings {
@@ -322,6 +339,8 @@ pub fn encode_readings(readings: &[WindowReading]) -> Vec<u8> {
             out.extend(p.to_le_bytes());
         }
         out.extend(r.presence.to_le_bytes());
+        out.extend(r.valence.unwrap_or(f32::NAN).to_le_bytes());
+        out.extend(r.arousal.unwrap_or(f32::NAN).to_le_bytes());
     }
     out
 }
@@ -332,7 +351,7 @@ pub fn decode_readings(bytes: &[u8], labels: usize) -> Option<Vec<WindowReading>
         return None;
     }
     let count = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let window = 24 + 4 * (labels + 1);
+    let window = 24 + 4 * (labels + 3);
     let body = rest.get(4..)?;
     if body.len() != count * window {
         return None;
@@ -347,6 +366,8 @@ pub fn decode_readings(bytes: &[u8], labels: usize) -> Option<Vec<WindowReading>
                 end_seconds: f64_at(w, 16),
                 probabilities: (0..labels).map(|i| f32_at(w, 24 + 4 * i)).collect(),
                 presence: f32_at(w, 24 + 4 * labels),
+                valence: Some(f32_at(w, 28 + 4 * labels)).filter(|v| !v.is_nan()),
+                arousal: Some(f32_at(w, 32 + 4 * labels)).filter(|v| !v.is_nan()),
             })
             .collect(),
     )
@@ -368,7 +389,7 @@ pub enum TableFormat {
     Json,
 }
 
-/// Writes tracks as a table: CSV (`path,mood,<share per label…>,no_music,valence,arousal,
+/// Writes tracks as a table: CSV (`path,mood,<share per label…>,uncertain,no_music,valence,arousal,
 /// confidence,seconds,partial,model_version`, one share column per label met, in the order met)
 /// or a JSON array of objects.
 pub fn write_tracks(
@@ -402,6 +423,7 @@ pub fn write_tracks(
             header.extend(share_columns);
             header.extend(
                 [
+                    "uncertain",
                     "no_music",
                     "valence",
                     "arousal",
@@ -420,6 +442,7 @@ pub fn write_tracks(
                 ];
                 fields.extend(labels.iter().map(|l| opt(share(row, l))));
                 fields.extend([
+                    format!("{:.4}", row.moods.uncertain_share),
                     format!("{:.4}", row.moods.no_music_share),
                     opt(row.moods.valence),
                     opt(row.moods.arousal),
@@ -445,6 +468,7 @@ pub fn write_tracks(
                         "path": row.path,
                         "mood": row.moods.dominant,
                         "shares": shares,
+                        "uncertain": row.moods.uncertain_share,
                         "no_music": row.moods.no_music_share,
                         "valence": row.moods.valence,
                         "arousal": row.moods.arousal,
@@ -595,6 +619,7 @@ fn query(args: &QueryArgs) -> Result<Outcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::report::Summary;
 
     #[test]
     fn a_timeline_reads_back_exactly() {
@@ -605,6 +630,9 @@ mod tests {
                 end_seconds: i as f64 * 0.48 + 0.975,
                 probabilities: vec![0.1, 0.2, 0.3 + i as f32 * 1e-7, 0.4 - i as f32 * 1e-7, 0.0],
                 presence: 0.9,
+                // A readout with valence and arousal, and windows without (a trained head).
+                valence: (i % 2 == 0).then_some(-0.3 + i as f32 * 1e-7),
+                arousal: (i % 2 == 0).then_some(0.6),
             })
             .collect();
         let bytes = encode_readings(&readings);
@@ -630,13 +658,29 @@ mod tests {
                 end_seconds: 0.975,
                 probabilities: vec![0.7, 0.3],
                 presence: 0.9,
+                valence: Some(0.25),
+                arousal: Some(-0.5),
             }],
             damage: None,
             problem: None,
         };
         {
             let lib = Library::open(&path).unwrap();
-            lib.store("aa", "v1", Path::new("/music/a.flac"), &stored)
+            let summary = Summary {
+                windows: 1,
+                seconds: 0.975,
+                mood: Some("Calm".into()),
+                mood_lead: 0.4,
+                dominant_share: vec![1.0, 0.0],
+                uncertain_share: 0.0,
+                no_music_share: 0.0,
+                mean_probabilities: vec![0.7, 0.3],
+                valence: Some(0.25),
+                arousal: Some(-0.5),
+                mean_presence: 0.9,
+            };
+            let moods = TrackMoods::from_summary(&summary, &stored.labels);
+            lib.store("aa", "v1", Path::new("/music/a.flac"), &stored, &moods)
                 .unwrap();
             lib.remember_path(Path::new("/music/a.flac"), 10, 5, "aa")
                 .unwrap();

@@ -12,7 +12,7 @@ mod features_cmd;
 mod library;
 mod models_cmd;
 mod moods;
-mod report;
+pub mod report;
 mod scan;
 mod tag;
 mod train_cmd;

@@ -9,11 +9,13 @@ use super::report::Summary;
 pub struct TrackMoods {
     /// The analysis's labels, in its order.
     pub labels: Vec<String>,
-    /// The label that dominates the most windows; `None` when no window holds music.
+    /// The track's mood (`Summary::mood`: the dominant label of its music's mean probabilities);
+    /// `None` when no window holds music.
     pub dominant: Option<String>,
-    /// Share of the track's windows per label (dominant there), in label order.
+    /// Share of the track's windows per label (the verdict there), in label order.
     pub shares: Vec<(String, f32)>,
-    /// Share of windows without music.
+    /// Share of windows read uncertain, and without music.
+    pub uncertain_share: f32,
     pub no_music_share: f32,
     /// Mean valence and arousal (−1..1), when the analysis gives them.
     pub valence: Option<f32>,
@@ -25,20 +27,17 @@ pub struct TrackMoods {
 }
 
 impl TrackMoods {
-    /// The only function that reads a `Summary`. (When `Summary` gains a track-level `mood` and
-    /// mean `valence`/`arousal`, take them from there.)
+    /// The only function that reads a `Summary`.
     pub fn from_summary(summary: &Summary, labels: &[String]) -> Self {
         let shares: Vec<(String, f32)> = labels
             .iter()
             .cloned()
             .zip(summary.dominant_share.iter().copied())
             .collect();
-        let dominant = shares
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, share))| *share > 0.0)
-            .max_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(b.0.cmp(&a.0)))
-            .map(|(i, _)| i);
+        let dominant = summary
+            .mood
+            .as_ref()
+            .and_then(|m| labels.iter().position(|l| l == m));
         Self {
             labels: labels.to_vec(),
             dominant: dominant.map(|d| labels[d].clone()),
@@ -46,15 +45,17 @@ impl TrackMoods {
                 .and_then(|d| summary.mean_probabilities.get(d).copied())
                 .unwrap_or(0.0),
             shares,
+            uncertain_share: summary.uncertain_share,
             no_music_share: summary.no_music_share,
-            valence: None,
-            arousal: None,
+            valence: summary.valence,
+            arousal: summary.arousal,
             seconds: summary.seconds,
         }
     }
 
-    /// One short line: "Calm (62%), Sad 20%, Happy 10%" — the dominant mood first, then the
-    /// others with a share of at least 5%, largest first.
+    /// One short line: "Calm 62%, Sad 20%, Happy 10%" — the track's mood first, then the
+    /// others with a share of at least 5%, largest first (shares of the track's time; the rest
+    /// read uncertain or without music).
     pub fn short_text(&self) -> String {
         let Some(dominant) = &self.dominant else {
             return "no music".to_string();
@@ -85,13 +86,23 @@ impl TrackMoods {
 mod tests {
     use super::*;
 
+    /// A summary whose mood is the largest share (as it is for a steady track).
     fn summary(shares: Vec<f32>, no_music: f32) -> Summary {
+        let labels = ["Happy", "Sad", "Calm", "Angry", "Scary"];
+        let top = (0..shares.len())
+            .filter(|&i| shares[i] > 0.0)
+            .max_by(|&a, &b| shares[a].total_cmp(&shares[b]));
         Summary {
             windows: 10,
             seconds: 5.3,
+            mood: top.map(|i| labels[i].to_string()),
+            mood_lead: 0.2,
             mean_probabilities: vec![0.2; shares.len()],
+            uncertain_share: 1.0 - no_music - shares.iter().sum::<f32>(),
             dominant_share: shares,
             no_music_share: no_music,
+            valence: top.map(|_| 0.25),
+            arousal: top.map(|_| -0.5),
             mean_presence: 0.8,
         }
     }
@@ -106,7 +117,7 @@ mod tests {
         assert_eq!(moods.shares.len(), 5);
         assert_eq!(
             moods.short_text(),
-            "Calm 60%, Sad 20%, Happy 10%, Scary 10%"
+            "Calm 60%, Sad 20%, Happy 10%, Scary 10% (valence +0.25, arousal -0.50)"
         );
         let silent = TrackMoods::from_summary(&summary(vec![0.0; 5], 1.0), &labels);
         assert_eq!(silent.dominant, None);

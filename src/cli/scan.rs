@@ -18,11 +18,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::analyze::{analyse_file, FileAnalysis};
 use super::library::{self, Library, Stored};
+use super::moods::TrackMoods;
+use super::report::{self, Summary};
 use super::{hop_frames, parse_backbone};
 use crate::backbone::BackboneKind;
 use crate::decode::AUDIO_EXTENSIONS;
-use crate::engine::{Analyser, AnalyserConfig, EngineError, HeadChoice, WindowReading};
+use crate::engine::{Analyser, AnalyserConfig, EngineError, HeadChoice, MoodState, WindowReading};
 use crate::features;
+use crate::head::MoodSet;
 use crate::models::{self, ModelDir};
 
 /// How files are analysed: the same options for `analyze` and `tag`.
@@ -34,9 +37,16 @@ pub struct AnalysisArgs {
     /// Seconds between window starts (default: 0.48 for YAMNet, 0.96 for VGGish).
     #[arg(long, value_name = "SECONDS")]
     pub hop: Option<f64>,
-    /// A head written by `moodscope train` (its .json file); default: YAMNet's own mood classes,
-    /// or the shipped AudioSet LSTM head for VGGish.
-    #[arg(long, value_name = "HEAD.json")]
+    /// Moods to name: 5 (Happy, Sad, Calm, Angry, Scary: YAMNet's mood classes calibrated on
+    /// listener-labelled music, the default), 4 (the study's Happy, Sad, Angry, Scary) or 6
+    /// (AudioSet's Happy, Sad, Calm, Exciting, Angry, Scary).
+    #[arg(long, default_value = "5", value_name = "4|5|6")]
+    pub moods: MoodSet,
+    /// Read YAMNet's own mood classes as they are, without the calibration.
+    #[arg(long)]
+    pub uncalibrated: bool,
+    /// A head written by `moodscope train` (its .json file), instead of the mood set's readout.
+    #[arg(long, value_name = "HEAD.json", conflicts_with = "uncalibrated")]
     pub head: Option<PathBuf>,
     /// Threads running the backbone for one file (when one file is analysed at a time).
     #[arg(long, default_value_t = 2)]
@@ -63,6 +73,11 @@ pub struct Setup<'a> {
     pub models: &'a ModelDir,
     hop: Option<usize>,
     pub labels: Vec<String>,
+    /// The labels' decision groups (`Analyser::groups`) and the window hop, for the verdicts.
+    pub groups: Vec<usize>,
+    pub hop_seconds: f64,
+    /// The readout's name (`yamnet-emotify-v1`, ...), recorded with results.
+    pub readout: String,
     pub model_version: String,
     pub db: Option<PathBuf>,
     /// Keeps the shared backbone loaded for the whole scan (a mutex: the workers share `Setup`).
@@ -78,13 +93,22 @@ impl<'a> Setup<'a> {
         setup_config.input_rate = features::MODEL_RATE;
         let first = Analyser::new(setup_config.clone(), models).map_err(|e| e.to_string())?;
         let labels = first.labels().to_vec();
-        let model_version = model_version(&setup_config, models, &labels)?;
+        let groups = first.groups().to_vec();
+        let hop_seconds = first.config().hop_seconds();
+        let readout = first.readout_name();
+        if let Some(note) = first.note() {
+            eprintln!("moodscope: note: {note}");
+        }
+        let model_version = model_version(&setup_config, models, &labels, &readout)?;
         let db = (!args.no_db).then(|| args.db.clone().unwrap_or_else(library::default_path));
         Ok(Self {
             args,
             models,
             hop,
             labels,
+            groups,
+            hop_seconds,
+            readout,
             model_version,
             db,
             _first: Mutex::new(first),
@@ -94,27 +118,37 @@ impl<'a> Setup<'a> {
     fn analyser(&self, rate: u32) -> Result<Analyser, EngineError> {
         Analyser::new(config(self.args, self.hop, rate), self.models)
     }
+
+    /// A timeline's verdicts (the plugin's smoother at its defaults) and its summary.
+    pub fn summarise(&self, readings: &[WindowReading]) -> (Vec<MoodState>, Summary) {
+        let verdicts = report::verdicts(readings, &self.groups, self.hop_seconds);
+        let summary = Summary::of(readings, &verdicts, &self.labels, &self.groups);
+        (verdicts, summary)
+    }
 }
 
 fn config(args: &AnalysisArgs, hop: Option<usize>, input_rate: u32) -> AnalyserConfig {
     AnalyserConfig {
         input_rate,
         backbone: args.backbone,
-        head: args
-            .head
-            .clone()
-            .map_or(HeadChoice::Default, HeadChoice::File),
+        head: match (&args.head, args.uncalibrated) {
+            (Some(path), _) => HeadChoice::File(path.clone()),
+            (None, true) => HeadChoice::Uncalibrated,
+            (None, false) => HeadChoice::Default,
+        },
+        moods: args.moods,
         hop_frames: hop,
     }
 }
 
 /// What the stored analyses depend on: the backbone and its ONNX file (sha256), the head (its
-/// name and files, or the built-in readout and its labels) and the window hop. (The calibration
-/// id goes here too.)
+/// name and files, or the built-in readout, its calibration file and its labels) and the window
+/// hop.
 pub fn model_version(
     config: &AnalyserConfig,
     models: &ModelDir,
     labels: &[String],
+    readout: &str,
 ) -> Result<String, String> {
     let sha = |path: &Path| {
         library::hash_file(path)
@@ -131,12 +165,19 @@ pub fn model_version(
         sha(&models.file(onnx).map_err(|e| e.to_string())?)?
     );
     let head = match (&config.head, config.backbone) {
-        (HeadChoice::Default, BackboneKind::Yamnet) => "yamnet-readout".to_string(),
-        (HeadChoice::Default, BackboneKind::Vggish) => {
-            let json = models.path().join(crate::engine::DEFAULT_VGGISH_HEAD);
+        (HeadChoice::File(json), _) => head_version(json, sha)?,
+        (HeadChoice::Default, BackboneKind::Yamnet) if config.moods == MoodSet::Five => {
+            let calibration = models.path().join(crate::engine::DEFAULT_CALIBRATION);
+            format!("{readout}@{}", sha(&calibration)?)
+        }
+        (_, BackboneKind::Yamnet) => readout.to_string(),
+        (_, BackboneKind::Vggish) => {
+            let json = models.path().join(match labels.len() {
+                4 => crate::engine::VGGISH_HEAD_FOUR,
+                _ => crate::engine::VGGISH_HEAD_SIX,
+            });
             head_version(&json, sha)?
         }
-        (HeadChoice::File(json), _) => head_version(json, sha)?,
     };
     Ok(format!(
         "{backbone}/{head}[{}]/hop{}",
@@ -391,7 +432,8 @@ fn one_file(
             damage: track.damage.clone(),
             problem: track.problem.clone(),
         };
-        if let Err(e) = library.store(hash, &setup.model_version, path, &stored) {
+        let moods = TrackMoods::from_summary(&setup.summarise(&stored.readings).1, &setup.labels);
+        if let Err(e) = library.store(hash, &setup.model_version, path, &stored, &moods) {
             progress.bar.suspend(|| {
                 eprintln!(
                     "moodscope: {}: not kept in the library database: {e}",

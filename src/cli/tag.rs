@@ -7,8 +7,9 @@
 //! | FLAC, Ogg Vorbis, Opus (Vorbis comments) | `MOOD` | `MOODSCOPE_*` | `COMMENT` |
 //! | MP4/M4A (ilst) | `----:com.apple.iTunes:MOOD` | `----:com.apple.iTunes:MOODSCOPE_*` | `©cmt` |
 //!
-//! `MOODSCOPE_*` are `MOODSCOPE_MOOD` (the dominant label, or `none`), `MOODSCOPE_SHARE_<LABEL>`
-//! (share of the track's windows per label, 0–1), `MOODSCOPE_NO_MUSIC`, `MOODSCOPE_CONFIDENCE`,
+//! `MOODSCOPE_*` are `MOODSCOPE_MOOD` (the track's mood, or `none`), `MOODSCOPE_SHARE_<LABEL>`
+//! (share of the track's windows that read that mood, 0–1), `MOODSCOPE_UNCERTAIN` and
+//! `MOODSCOPE_NO_MUSIC` (the shares that read uncertain and no music), `MOODSCOPE_CONFIDENCE`,
 //! `MOODSCOPE_VALENCE` and `MOODSCOPE_AROUSAL` (when the analysis gives them) and
 //! `MOODSCOPE_MODEL` (the model version). Earlier `MOODSCOPE_*` values are replaced as a whole.
 //! Other tags are kept.
@@ -41,7 +42,6 @@ use std::io::Write;
 
 use super::library::{self, Library};
 use super::moods::TrackMoods;
-use super::report::Summary;
 use super::scan::{self, AnalysisArgs, Setup};
 use super::{report_error, Outcome};
 use crate::models::ModelDir;
@@ -87,6 +87,10 @@ impl TagPlan {
                 format!("{share:.3}"),
             ));
         }
+        fields.push((
+            format!("{PREFIX}UNCERTAIN"),
+            format!("{:.3}", moods.uncertain_share),
+        ));
         fields.push((
             format!("{PREFIX}NO_MUSIC"),
             format!("{:.3}", moods.no_music_share),
@@ -499,8 +503,7 @@ pub fn run(args: TagArgs, models: &ModelDir) -> Outcome {
             bar.suspend(|| report_error(path, problem));
             failed = true;
         }
-        let summary = Summary::of(&track.readings, setup.labels.len());
-        let moods = TrackMoods::from_summary(&summary, &setup.labels);
+        let moods = TrackMoods::from_summary(&setup.summarise(&track.readings).1, &setup.labels);
         if args.dry_run {
             let plan = TagPlan::new(&moods, &setup.model_version, args.comment);
             match describe(path, &plan) {
