@@ -15,6 +15,8 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
   hyperrogue-music libx11-dev libx11-xcb-dev libxcb1-dev libxcb-dri2-0-dev libxcb-icccm4-dev \
   libxcursor-dev libxkbcommon-dev libgl1-mesa-dev libgl-dev pkg-config >/dev/null
+# libopus-dev: Opus decoding (libopus, linked through pkg-config).
+$sudo apt-get install -y -qq --no-install-recommends libopus-dev >/dev/null
 
 cargo xtask install-models
 cargo xtask install

@@ -21,10 +21,14 @@ $sudo apt-get install -y -qq --no-install-recommends \
   hyperrogue-music espeak-ng xvfb xauth libgl1-mesa-dri libx11-dev libx11-xcb-dev libxcb1-dev \
   libxcb-dri2-0-dev libxcb-icccm4-dev libxcursor-dev libxkbcommon-dev libgl1-mesa-dev libgl-dev \
   libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
+# libopus-dev: the Opus decoder (libopus, found through pkg-config); ffmpeg: the format, tag and
+# library tests make their files from real music with it, and decode with it as a reference.
+$sudo apt-get install -y -qq --no-install-recommends libopus-dev ffmpeg >/dev/null
 
 echo "== python reference tools"
 python3 -m pip install -q -r tests/python/requirements-convert.txt -r tests/python/requirements-host.txt
 python3 -m pip install -q --no-deps torchvggish==0.2
+python3 -m pip install -q -r tests/python/requirements-tags.txt
 
 echo "== models"
 cargo xtask install-models

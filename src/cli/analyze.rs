@@ -1,20 +1,21 @@
-//! `moodscope analyze FILE...`: audio files in, a mood timeline per file out (CSV or JSON, to
-//! stdout or `--out`), a summary per file on stderr, a progress bar on a terminal.
+//! `moodscope analyze FILE|FOLDER...`: audio files in, a mood timeline per file out (CSV or JSON,
+//! to stdout or `--out`), a summary per file on stderr, one progress bar on a terminal; with
+//! `--summary` a table of one row per track, with `--write-tags` the moods in each file's tags.
+//! Folders, parallel files and the library database: `scan`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::library::{self, Library, TableFormat, TrackRow};
+use super::moods::TrackMoods;
 use super::report::{self, Summary};
-use super::{hop_frames, parse_backbone, report_error, Outcome};
-use crate::backbone::BackboneKind;
-use crate::decode::{AudioReader, DecodeError};
-use crate::engine::{Analyser, AnalyserConfig, EngineError, HeadChoice, MoodState, WindowReading};
-use crate::features;
-use crate::head::MoodSet;
+use super::scan::{self, AnalysisArgs, Setup};
+use super::{report_error, tag, Outcome};
+use crate::decode::{AudioReader, Damage, DecodeError, AUDIO_EXTENSIONS};
+use crate::engine::{Analyser, EngineError, MoodState, WindowReading};
 use crate::models::ModelDir;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -25,8 +26,9 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Audio files (WAV, FLAC, MP3, Ogg Vorbis).
-    #[arg(required = true, value_name = "FILE")]
+    /// Audio files (WAV, AIFF, FLAC, MP3, Ogg Vorbis/Opus, MP4/M4A AAC/ALAC, WebM/Matroska), or
+    /// folders: their audio files are analysed, recursively.
+    #[arg(required = true, value_name = "FILE|FOLDER")]
     files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
@@ -34,26 +36,18 @@ pub struct AnalyzeArgs {
     /// Write the timeline here instead of stdout.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Network that embeds the audio: yamnet or vggish.
-    #[arg(long, default_value = "yamnet", value_parser = parse_backbone)]
-    backbone: BackboneKind,
-    /// Seconds between window starts (default: 0.48 for YAMNet, 0.96 for VGGish).
-    #[arg(long, value_name = "SECONDS")]
-    hop: Option<f64>,
-    /// Moods to name: 5 (Happy, Sad, Calm, Angry, Scary: YAMNet's mood classes calibrated on
-    /// listener-labelled music, the default), 4 (the study's Happy, Sad, Angry, Scary) or 6
-    /// (AudioSet's Happy, Sad, Calm, Exciting, Angry, Scary).
-    #[arg(long, default_value = "5", value_name = "4|5|6")]
-    moods: MoodSet,
-    /// Read YAMNet's own mood classes as they are, without the calibration.
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    /// Also write a summary table, one row per track: path, dominant mood, share of time per
+    /// mood, valence/arousal when given, seconds (CSV, or JSON for a .json path).
+    #[arg(long, value_name = "PATH")]
+    summary: Option<PathBuf>,
+    /// Write each file's moods into its own tags, as `moodscope tag` does.
     #[arg(long)]
-    uncalibrated: bool,
-    /// A head written by `moodscope train` (its .json file), instead of the mood set's readout.
-    #[arg(long, value_name = "HEAD.json", conflicts_with = "uncalibrated")]
-    head: Option<PathBuf>,
-    /// Threads running the backbone.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    write_tags: bool,
+    /// With --write-tags: also put a short mood text in the comment field (DJ software shows it).
+    #[arg(long, requires = "write_tags")]
+    comment: bool,
 }
 
 /// Samples decoded before they are handed to the analyser: enough windows per push for the
@@ -61,40 +55,14 @@ pub struct AnalyzeArgs {
 const BLOCK_SECONDS: u32 = 8;
 
 pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
-    let hop = match args.hop.map(hop_frames).transpose() {
-        Ok(hop) => hop,
+    let setup = match Setup::new(&args.analysis, models) {
+        Ok(setup) => setup,
         Err(e) => {
             eprintln!("moodscope: {e}");
             return Outcome::Failed;
         }
     };
-    let config = |input_rate| AnalyserConfig {
-        input_rate,
-        backbone: args.backbone,
-        head: match (&args.head, args.uncalibrated) {
-            (Some(path), _) => HeadChoice::File(path.clone()),
-            (None, true) => HeadChoice::Uncalibrated,
-            (None, false) => HeadChoice::Default,
-        },
-        moods: args.moods,
-        hop_frames: hop,
-    };
-    // Load the model once, before any file: a missing model is one message, not one per file.
-    // The first analyser also keeps the shared backbone loaded for the whole batch.
-    let first = match Analyser::new(config(features::MODEL_RATE), models) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("moodscope: {e}");
-            return Outcome::Failed;
-        }
-    };
-    let labels = first.labels().to_vec();
-    let groups = first.groups().to_vec();
-    let hop_seconds = first.config().hop_seconds();
-    let readout = first.readout_name();
-    if let Some(note) = first.note() {
-        eprintln!("moodscope: note: {note}");
-    }
+    let labels = setup.labels.clone();
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
@@ -105,39 +73,73 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         },
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
+    let files = scan::expand(&args.files);
+    if files.is_empty() {
+        eprintln!(
+            "moodscope: no audio files found (looked for {})",
+            AUDIO_EXTENSIONS.join(", ")
+        );
+        return Outcome::Failed;
+    }
+    let library = match &setup.db {
+        Some(path) if args.write_tags => Library::open(path)
+            .map_err(|e| eprintln!("moodscope: {e}"))
+            .ok(),
+        _ => None,
+    };
     let mut failed = false;
+    let mut write_error = None;
+    let groups = setup.groups.clone();
     let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Vec<MoodState>, Summary)> = Vec::new();
+    let mut table: Vec<TrackRow> = Vec::new();
     if args.format == Format::Csv {
         if let Err(e) = report::write_csv_header(&mut out, &labels) {
             eprintln!("moodscope: cannot write the output: {e}");
             return Outcome::Failed;
         }
     }
-    for path in &args.files {
-        let analysis = analyse_file(
-            path,
-            |rate| Analyser::new(config(rate), models),
-            args.threads,
-        );
-        let FileAnalysis {
-            readings,
-            sample_rate,
-            problem,
-        } = match analysis {
-            Ok(a) => a,
+    let counts = scan::run(&setup, &files, |path, result, bar| {
+        let track = match result {
+            Ok(track) => track,
             Err(e) => {
-                report_error(path, e);
+                bar.suspend(|| report_error(path, e));
                 failed = true;
-                continue;
+                return;
             }
         };
-        if let Some(problem) = problem {
-            report_error(path, problem);
+        if let Some(damage) = &track.damage {
+            bar.suspend(|| report_partial(path, damage, args.analysis.accept_partial));
+            failed |= !args.analysis.accept_partial;
+        }
+        if let Some(problem) = &track.problem {
+            bar.suspend(|| report_error(path, problem));
             failed = true;
         }
-        let verdicts = report::verdicts(&readings, &groups, hop_seconds);
-        let summary = Summary::of(&readings, &verdicts, &labels, &groups);
-        eprintln!("{}: {}", path.display(), summary.describe(&labels));
+        let (verdicts, summary) = setup.summarise(&track.readings);
+        bar.suspend(|| eprintln!("{}: {}", path.display(), summary.describe(&labels)));
+        let moods = TrackMoods::from_summary(&summary, &labels);
+        if args.write_tags {
+            let written = tag::tag_file(
+                path,
+                &moods,
+                &setup.model_version,
+                args.comment,
+                library.as_ref().zip(track.hash.as_deref()),
+            );
+            if let Err(e) = written {
+                bar.suspend(|| report_error(path, e));
+                failed = true;
+            }
+        }
+        table.push(TrackRow {
+            path: path.to_string_lossy().into_owned(),
+            model_version: setup.model_version.clone(),
+            moods,
+            partial: track.damage.is_some(),
+        });
+        if write_error.is_some() {
+            return;
+        }
         match args.format {
             Format::Csv => {
                 if let Err(e) = report::write_csv_rows(
@@ -145,15 +147,27 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
                     &path.to_string_lossy(),
                     &labels,
                     &groups,
-                    &readings,
+                    &track.readings,
                     &verdicts,
                 ) {
-                    eprintln!("moodscope: cannot write the output: {e}");
-                    return Outcome::Failed;
+                    write_error = Some(e);
                 }
             }
-            Format::Json => analysed.push((path.clone(), sample_rate, readings, verdicts, summary)),
+            Format::Json => analysed.push((
+                path.to_path_buf(),
+                track.sample_rate,
+                track.readings,
+                verdicts,
+                summary,
+            )),
         }
+    });
+    if files.len() > 1 || counts.unchanged > 0 {
+        eprintln!("{}", counts.line(files.len()));
+    }
+    if let Some(e) = write_error {
+        eprintln!("moodscope: cannot write the output: {e}");
+        return Outcome::Failed;
     }
     if args.format == Format::Json {
         let files: Vec<report::JsonFile> = analysed
@@ -168,10 +182,10 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
             )
             .collect();
         let doc = serde_json::json!({
-            "backbone": args.backbone.name(),
-            "head": args.head.as_ref().map_or("default".to_string(), |h| h.display().to_string()),
-            "readout": readout,
-            "hop_seconds": hop_seconds,
+            "backbone": args.analysis.backbone.name(),
+            "head": args.analysis.head.as_ref().map_or("default".to_string(), |h| h.display().to_string()),
+            "readout": setup.readout,
+            "hop_seconds": setup.hop_seconds,
             "labels": labels,
             "files": files,
         });
@@ -187,6 +201,21 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         eprintln!("moodscope: cannot write the output: {e}");
         return Outcome::Failed;
     }
+    if let Some(path) = &args.summary {
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => TableFormat::Json,
+            _ => TableFormat::Csv,
+        };
+        let written = File::create(path).and_then(|f| {
+            let mut w = BufWriter::new(f);
+            library::write_tracks(&mut w, format, &table)?;
+            w.flush()
+        });
+        if let Err(e) = written {
+            report_error(path, format!("cannot write the summary: {e}"));
+            return Outcome::Failed;
+        }
+    }
     if failed {
         Outcome::SomeFailed
     } else {
@@ -194,15 +223,31 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     }
 }
 
+/// One line for a file analysed only as far as it decoded.
+pub(crate) fn report_partial(path: &Path, damage: &str, accepted: bool) {
+    let note = if accepted {
+        ""
+    } else {
+        " (counted as failed; --accept-partial accepts it)"
+    };
+    eprintln!(
+        "moodscope: {}: warning: partial file, analysed as far as it decodes: {damage}{note}",
+        path.display()
+    );
+}
+
 /// One file's timeline, and what was wrong with it if something was (the timeline is kept).
-struct FileAnalysis {
-    readings: Vec<WindowReading>,
-    sample_rate: u32,
-    problem: Option<String>,
+pub(crate) struct FileAnalysis {
+    pub readings: Vec<WindowReading>,
+    pub sample_rate: u32,
+    /// The file ends early or has damaged stretches: analysed as far as it decoded.
+    pub damage: Option<Damage>,
+    /// Anything else wrong (NaN samples analysed as silence).
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-enum FileError {
+pub(crate) enum FileError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
@@ -218,34 +263,26 @@ enum FileError {
 /// Peak below which a file counts as silent: −100 dBFS.
 const SILENCE_PEAK: f32 = 1e-5;
 
-fn analyse_file(
+/// Decodes and analyses one file. `progress` hears, after each block, the seconds of audio it
+/// held and the share of the file decoded so far (0 when the file does not say its length).
+pub(crate) fn analyse_file(
     path: &Path,
     make_analyser: impl Fn(u32) -> Result<Analyser, EngineError>,
     threads: usize,
+    mut progress: impl FnMut(f64, f64),
 ) -> Result<FileAnalysis, FileError> {
     let mut reader = AudioReader::open(path)?;
     let rate = reader.sample_rate();
     let mut analyser = make_analyser(rate)?;
     analyser.set_threads(threads);
-    let progress = progress_bar(path, reader.frames());
     let block_len = (rate * BLOCK_SECONDS) as usize;
     let mut block = Vec::with_capacity(block_len + 8192);
     let mut readings = Vec::new();
     let mut samples = 0u64;
     let mut peak = 0.0f32;
-    let mut problem = None;
     loop {
-        let more = match reader.read_mono(&mut block) {
-            Ok(more) => more,
-            Err(e) => {
-                // Keep what was read: analyse it, then report where the file broke.
-                problem = Some(format!(
-                    "{e} (after {:.1} s; the timeline stops there)",
-                    samples as f64 / rate as f64
-                ));
-                false
-            }
-        };
+        // A decoding error ends the stream; `damage` below says where and why.
+        let more = reader.read_mono(&mut block).unwrap_or(false);
         if block.len() >= block_len || !more {
             peak = block
                 .iter()
@@ -253,7 +290,10 @@ fn analyse_file(
                 .fold(peak, |p, x| p.max(x.abs()));
             samples += block.len() as u64;
             analyser.push(&block, &mut readings)?;
-            progress.inc(block.len() as u64);
+            let fraction = reader
+                .frames()
+                .map_or(0.0, |n| samples as f64 / n.max(1) as f64);
+            progress(block.len() as f64 / rate as f64, fraction);
             block.clear();
         }
         if !more {
@@ -261,51 +301,31 @@ fn analyse_file(
         }
     }
     analyser.finish(&mut readings)?;
-    progress.finish_and_clear();
+    let damage = reader.damage();
     if samples == 0 {
-        return Err(problem.map_or(FileError::Empty, |p| {
-            FileError::Decode(DecodeError::Corrupt(p))
-        }));
+        return Err(match damage {
+            Some(d) => FileError::Decode(DecodeError::Truncated(format!(
+                "{} with no audio that decodes: {}",
+                reader.description(),
+                d.reason
+            ))),
+            None => FileError::Empty,
+        });
     }
     if peak < SILENCE_PEAK && analyser.non_finite_samples() == 0 {
         return Err(FileError::Silent);
     }
-    if readings.is_empty() && problem.is_none() {
+    if readings.is_empty() && damage.is_none() {
         return Err(FileError::TooShort(samples as f64 / rate as f64));
     }
     let non_finite = analyser.non_finite_samples();
-    if non_finite > 0 {
-        let note =
-            format!("{non_finite} samples were NaN or infinite; they were analysed as silence");
-        problem = Some(problem.map_or(note.clone(), |p| format!("{p}; {note}")));
-    }
-    if reader.skipped_packets() > 0 {
-        eprintln!(
-            "moodscope: {}: warning: {} damaged packets skipped",
-            path.display(),
-            reader.skipped_packets()
-        );
-    }
+    let problem = (non_finite > 0).then(|| {
+        format!("{non_finite} samples were NaN or infinite; they were analysed as silence")
+    });
     Ok(FileAnalysis {
         readings,
         sample_rate: rate,
+        damage,
         problem,
     })
-}
-
-/// A progress bar on stderr when it is a terminal (hidden otherwise), in frames of audio.
-fn progress_bar(path: &Path, frames: Option<u64>) -> ProgressBar {
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let bar = match frames {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    let style = ProgressStyle::with_template("{msg:30!} {wide_bar} {percent:>3}% {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_message(name);
-    bar
 }

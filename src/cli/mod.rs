@@ -1,4 +1,4 @@
-//! The command line: `moodscope analyze|features|train|eval`.
+//! The command line: `moodscope analyze|tag|library|features|train|eval|models`.
 //!
 //! In: arguments and audio files (or AudioSet TFRecords for training). Out: mood timelines
 //! (CSV/JSON), log-mel patches (`.npy`), trained heads and their reports. Every subcommand runs
@@ -9,8 +9,12 @@
 mod analyze;
 mod eval_cmd;
 mod features_cmd;
+mod library;
 mod models_cmd;
+mod moods;
 pub mod report;
+mod scan;
+mod tag;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -52,6 +56,12 @@ enum Command {
     /// Install the model files (`cargo xtask install-models` runs `moodscope models install`).
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Write each file's moods into its own tags (ID3v2 TMOO/TXXX, Vorbis comments MOOD=,
+    /// MP4 freeform MOOD), analysing it first unless the library already has it.
+    Tag(tag::TagArgs),
+    /// Read the library database of analysed files: export a summary table, or query moods.
+    #[command(subcommand)]
+    Library(library::LibraryCommand),
 }
 
 /// Exit status of a run.
@@ -78,19 +88,22 @@ impl From<Outcome> for ExitCode {
 /// Entry point of the `moodscope` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Models(command) = cli.command {
-        return models_cmd::run(command, cli.models.as_deref()).into();
-    }
+    let command = match cli.command {
+        Command::Models(command) => return models_cmd::run(command, cli.models.as_deref()).into(),
+        Command::Library(command) => return library::run(command).into(),
+        command => command,
+    };
     let models = cli
         .models
         .map(ModelDir::new)
         .unwrap_or_else(ModelDir::locate);
-    let outcome = match cli.command {
+    let outcome = match command {
         Command::Analyze(args) => analyze::run(args, &models),
         Command::Features(args) => features_cmd::run(args),
         Command::Train(args) => train_cmd::run(args, &models),
         Command::Eval(args) => eval_cmd::run(args, &models),
-        Command::Models(_) => unreachable!("handled above"),
+        Command::Tag(args) => tag::run(args, &models),
+        Command::Models(_) | Command::Library(_) => unreachable!("handled above"),
     };
     outcome.into()
 }
