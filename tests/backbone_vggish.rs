@@ -210,6 +210,13 @@ fn analyze_runs_the_whole_vggish_path_on_real_music() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["backbone"], "vggish");
+    // VGGish has no calibrated five-mood readout: the default mood set reads the six-mood
+    // AudioSet head (with a note on stderr).
+    assert_eq!(
+        doc["labels"],
+        serde_json::json!(["Happy", "Sad", "Angry", "Scary", "Calm", "Exciting"])
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note"));
     let windows = doc["files"][0]["windows"].as_array().unwrap();
     // 48 s of music in 0.96 s windows, no overlap.
     assert!(
@@ -224,7 +231,7 @@ fn analyze_runs_the_whole_vggish_path_on_real_music() {
             .iter()
             .map(|v| v.as_f64().unwrap())
             .collect();
-        assert_eq!(p.len(), 4);
+        assert_eq!(p.len(), 6);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{w}");
     }
 }
