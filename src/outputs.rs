@@ -1,5 +1,6 @@
-//! The outputs sent from the worker thread (never the audio thread): OSC over UDP, the mood
-//! read-out parameters, and the plain-words status of the MIDI and OSC settings.
+//! The outputs sent from the worker thread (never the audio thread): OSC over UDP and the
+//! plain-words status of the MIDI and OSC settings. (The mood read-out parameters are written
+//! as each mood is published: `MoodscopeParams::mirror`, called by `plugin::worker::Session`.)
 //!
 //! In: the published mood (`Published::read`, after each publication: the worker calls
 //! `Outputs::poll` after every look at the ring, and every few milliseconds when idle, e.g.
@@ -13,8 +14,8 @@
 //!   label lowercased, anything but `a-z 0-9 _ -` replaced by `_`, so a trained head's own labels
 //!   get their own addresses), `PREFIX/dominant` (string: the dominant label as in its address,
 //!   or `none` when there is no music), `PREFIX/confidence` (float 0–1) and `PREFIX/presence`
-//!   (float 0–1);
-//! - the read-out parameters (`MoodscopeParams::mirror`);
+//!   (float 0–1), then `PREFIX/valence` and `PREFIX/arousal` (floats −1 to 1) for a head that
+//!   gives them;
 //! - `Published::set_outputs_status`: what is wrong with the settings, one problem per line
 //!   ("" when nothing is), for the editor. A bad setting turns off only what it concerns: a
 //!   malformed prefix or a host that cannot be found stops OSC (audio, analysis and MIDI go on),
@@ -46,7 +47,7 @@ const ERROR_SHOWN_FOR: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct Outputs {
     osc: OscOut,
-    /// Sequence of the last mood sent / mirrored.
+    /// Sequence of the last mood sent.
     sequence: u64,
 }
 
@@ -63,7 +64,6 @@ impl Outputs {
         if published.sequence() != self.sequence {
             if let Some(snapshot) = published.read() {
                 self.sequence = snapshot.sequence;
-                params.mirror(&snapshot);
                 if osc.enabled {
                     self.osc.send(&snapshot, &published.label_names());
                 }
@@ -140,7 +140,8 @@ pub fn address_name(label: &str, index: usize) -> String {
         .collect();
     if name.is_empty() {
         format!("mood{}", index + 1)
-    } else if ["dominant", "confidence", "presence"].contains(&name.as_str()) {
+    } else if ["dominant", "confidence", "presence", "valence", "arousal"].contains(&name.as_str())
+    {
         // A label may not take the address of the other values.
         format!("mood_{name}")
     } else {
@@ -214,6 +215,14 @@ pub fn osc_messages(prefix: &str, snapshot: &MoodSnapshot, labels: &[String]) ->
         addr: format!("{prefix}/presence"),
         args: vec![OscType::Float(snapshot.presence)],
     });
+    for (name, value) in [("valence", snapshot.valence), ("arousal", snapshot.arousal)] {
+        if let Some(value) = value {
+            messages.push(OscMessage {
+                addr: format!("{prefix}/{name}"),
+                args: vec![OscType::Float(value)],
+            });
+        }
+    }
     messages
 }
 
@@ -516,6 +525,8 @@ mod tests {
                 dominant,
                 confidence: dominant.map_or(0.0, |d| p[d]),
                 presence: 0.3 + window as f32 * 0.1,
+                valence: None,
+                arousal: None,
                 window: window as u64,
                 audio_end_seconds: 0.0,
             });
@@ -547,9 +558,6 @@ mod tests {
                 .unwrap_or("none");
             assert_eq!(got[4].args, [OscType::String(dominant_name.to_owned())]);
             assert_eq!(got[6].args, [OscType::Float(snapshot.presence)]);
-            // The read-outs mirror the same mood.
-            assert_eq!(params.out_mood_1.value(), p[0]);
-            assert_eq!(params.out_presence.value(), snapshot.presence);
         }
         assert!(
             receive(&receiver, 1).is_empty(),
@@ -563,6 +571,39 @@ mod tests {
         assert_eq!(address_name("Dark Ambient #2", 1), "dark_ambient__2");
         assert_eq!(address_name("", 2), "mood3");
         assert_eq!(address_name("Presence", 3), "mood_presence");
+        assert_eq!(address_name("Valence", 4), "mood_valence");
+    }
+
+    #[test]
+    fn valence_and_arousal_go_out_only_when_the_head_gives_them() {
+        let mut snapshot = MoodSnapshot {
+            sequence: 1,
+            labels: 2,
+            ..MoodSnapshot::default()
+        };
+        let labels = ["Calm", "Tense"].map(String::from).to_vec();
+        let addrs = |s: &MoodSnapshot| -> Vec<String> {
+            osc_messages("/m", s, &labels)
+                .into_iter()
+                .map(|m| m.addr)
+                .collect()
+        };
+        assert_eq!(
+            addrs(&snapshot),
+            [
+                "/m/calm",
+                "/m/tense",
+                "/m/dominant",
+                "/m/confidence",
+                "/m/presence"
+            ]
+        );
+        snapshot.valence = Some(-0.5);
+        snapshot.arousal = Some(0.25);
+        let messages = osc_messages("/m", &snapshot, &labels);
+        assert_eq!(messages[5].addr, "/m/valence");
+        assert_eq!(messages[5].args, [OscType::Float(-0.5)]);
+        assert_eq!(messages[6].addr, "/m/arousal");
     }
 
     #[test]
@@ -622,6 +663,8 @@ mod tests {
                 dominant: Some(1),
                 confidence: 0.6,
                 presence: 0.9,
+                valence: None,
+                arousal: None,
                 window,
                 audio_end_seconds: 0.0,
             });
@@ -633,8 +676,6 @@ mod tests {
             status.contains("nothing is listening at 127.0.0.1"),
             "{status}"
         );
-        // The moods still reach the read-outs.
-        assert_eq!(params.out_mood_2.value(), 0.6);
 
         // A network that cannot be reached (a TEST-NET-1 address with no route, or a
         // refusal from a firewall): reported either way, never a hang.

@@ -3,13 +3,17 @@
 //! In: one writer at a time (the worker thread, or `process()` itself during an offline render)
 //! publishing a smoothed mood per window, and status changes.
 //! Out: lock-free, wait-free snapshots for any thread — the audio thread (MIDI CC out), the
-//! editor, the OSC sender — plus the label names and a status text for threads that may lock.
+//! editor, the OSC sender — plus the label names and a status text for threads that may lock, and
+//! two flags the status line explains: the analysis paused by the bypass (set by `process()`) and
+//! a host rendering faster than real time (set by the worker).
 //!
 //! The mood is a seqlock over atomics: the writer makes the sequence odd, stores the values and
 //! makes it even again; a reader retries (a bounded number of times, never waiting) when the
 //! sequence moved under it. Every value is an atomic, so a torn read is detected, never UB.
 
-use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,9 @@ pub struct MoodSnapshot {
     pub confidence: f32,
     /// Smoothed music presence, 0–1.
     pub presence: f32,
+    /// Valence and arousal (−1 to 1, 0 neutral), for heads that give them; `None` otherwise.
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
     /// Index of the window this describes, counted from the last reset.
     pub window: u64,
     /// Host-stream time (seconds since the last reset, dropped audio included) at which the
@@ -50,6 +57,8 @@ impl MoodSnapshot {
         dominant: None,
         confidence: 0.0,
         presence: 0.0,
+        valence: None,
+        arousal: None,
         window: 0,
         audio_end_seconds: 0.0,
         published_at: Duration::ZERO,
@@ -79,6 +88,9 @@ pub struct MoodUpdate<'a> {
     pub dominant: Option<usize>,
     pub confidence: f32,
     pub presence: f32,
+    /// Valence and arousal, −1 to 1, when the head gives them.
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
     pub window: u64,
     pub audio_end_seconds: f64,
 }
@@ -123,6 +135,9 @@ pub struct Published {
     dominant: AtomicI32,
     confidence: AtomicF32,
     presence: AtomicF32,
+    /// NaN when the head gives none.
+    valence: AtomicF32,
+    arousal: AtomicF32,
     window: AtomicU64,
     audio_end_seconds: AtomicF64,
     published_at_nanos: AtomicU64,
@@ -130,6 +145,11 @@ pub struct Published {
     health: AtomicU8,
     status: Mutex<String>,
     label_names: Mutex<Arc<[String]>>,
+    /// `process()` is not feeding the analysis (bypassed with "Analyse while bypassed" off).
+    paused: AtomicBool,
+    /// The worker found the host delivering audio faster than real time (an offline render that
+    /// the host did not announce).
+    freewheeling: AtomicBool,
     /// Samples lost because the analysis fell behind, since the plugin was created.
     dropped_samples: AtomicU64,
     /// Times the analysis was restarted after an internal error.
@@ -147,12 +167,16 @@ impl Default for Published {
             dominant: AtomicI32::new(-1),
             confidence: AtomicF32::new(0.0),
             presence: AtomicF32::new(0.0),
+            valence: AtomicF32::new(f32::NAN),
+            arousal: AtomicF32::new(f32::NAN),
             window: AtomicU64::new(0),
             audio_end_seconds: AtomicF64::new(0.0),
             published_at_nanos: AtomicU64::new(0),
             health: AtomicU8::new(Health::Starting as u8),
             status: Mutex::new("Waiting for the host to start audio".into()),
             label_names: Mutex::new(Arc::from(Vec::new())),
+            paused: AtomicBool::new(false),
+            freewheeling: AtomicBool::new(false),
             dropped_samples: AtomicU64::new(0),
             restarts: AtomicU32::new(0),
             outputs_status: Mutex::new(String::new()),
@@ -191,6 +215,9 @@ impl Published {
             snapshot.dominant = usize::try_from(dominant).ok();
             snapshot.confidence = self.confidence.load(Ordering::Relaxed);
             snapshot.presence = self.presence.load(Ordering::Relaxed);
+            let optional = |v: f32| (!v.is_nan()).then_some(v);
+            snapshot.valence = optional(self.valence.load(Ordering::Relaxed));
+            snapshot.arousal = optional(self.arousal.load(Ordering::Relaxed));
             snapshot.window = self.window.load(Ordering::Relaxed);
             snapshot.audio_end_seconds = self.audio_end_seconds.load(Ordering::Relaxed);
             snapshot.published_at =
@@ -242,6 +269,9 @@ impl Published {
         self.dominant.store(dominant, Ordering::Relaxed);
         self.confidence.store(mood.confidence, Ordering::Relaxed);
         self.presence.store(mood.presence, Ordering::Relaxed);
+        let stored = |v: Option<f32>| v.filter(|v| !v.is_nan()).unwrap_or(f32::NAN);
+        self.valence.store(stored(mood.valence), Ordering::Relaxed);
+        self.arousal.store(stored(mood.arousal), Ordering::Relaxed);
         self.window.store(mood.window, Ordering::Relaxed);
         self.audio_end_seconds
             .store(mood.audio_end_seconds, Ordering::Relaxed);
@@ -290,6 +320,26 @@ impl Published {
 
     pub fn set_label_names(&self, names: Arc<[String]>) {
         *self.label_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// Set by `process()` every block (one relaxed store: safe on the audio thread): whether the
+    /// analysis is paused by the bypass.
+    #[inline]
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Set by the worker: the host delivers audio faster than real time.
+    pub fn set_freewheeling(&self, freewheeling: bool) {
+        self.freewheeling.store(freewheeling, Ordering::Relaxed);
+    }
+
+    pub fn freewheeling(&self) -> bool {
+        self.freewheeling.load(Ordering::Relaxed)
     }
 
     /// Samples the analysis skipped because it fell behind, since the plugin was created.
@@ -345,6 +395,8 @@ mod tests {
             dominant: Some(1),
             confidence: p[1],
             presence: 0.9,
+            valence: None,
+            arousal: Some(-0.25),
             window,
             audio_end_seconds: 1.5,
         }
@@ -363,6 +415,7 @@ mod tests {
             (Some(1), 0.6, 0.9, 3)
         );
         assert_eq!(s.audio_end_seconds, 1.5);
+        assert_eq!((s.valence, s.arousal), (None, Some(-0.25)));
     }
 
     #[test]
@@ -394,6 +447,8 @@ mod tests {
                         dominant: Some(0),
                         confidence: v,
                         presence: v,
+                        valence: Some(v),
+                        arousal: None,
                         window: i,
                         audio_end_seconds: i as f64,
                     });
@@ -407,7 +462,8 @@ mod tests {
                 assert!(
                     s.probabilities().iter().all(|&p| p == v)
                         && s.confidence == v
-                        && s.presence == v,
+                        && s.presence == v
+                        && s.valence == (s.sequence > 0).then_some(v),
                     "{s:?}"
                 );
                 assert!(s.sequence >= last);

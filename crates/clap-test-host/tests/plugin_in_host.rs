@@ -226,6 +226,8 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
             "Window hop",
             "Backbone",
             "Head",
+            "Bypass",
+            "Analyse while bypassed",
             "MIDI out",
             "MIDI channel",
             "MIDI resolution",
@@ -237,15 +239,21 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
             "CC music presence",
             "OSC out",
             "OSC port",
-            "Mood 1 (Happy)",
-            "Mood 2 (Sad)",
-            "Mood 3 (Angry)",
-            "Mood 4 (Scary)",
+            "Mood 1",
+            "Mood 2",
+            "Mood 3",
+            "Mood 4",
+            "Mood 5",
+            "Mood 6",
+            "Valence",
+            "Arousal",
             "Music presence",
         ]
     );
-    // The outputs' settings and the mood read-outs are not automatable.
-    for p in &report.params[5..] {
+    // The host's bypass is automatable (hosts automate it); the bypass setting, the outputs'
+    // settings and the mood read-outs are not.
+    assert!(by_name("Bypass").automatable && by_name("Bypass").bypass);
+    for p in &report.params[6..] {
         assert!(!p.automatable, "{} is not automatable", p.name);
     }
     assert_eq!(by_name("MIDI out").text, "Off");

@@ -56,6 +56,18 @@ pub fn release_clap() -> PathBuf {
     path
 }
 
+/// The release VST3 bundle (what users install).
+pub fn release_vst3() -> PathBuf {
+    let path = target_dir().join("bundled/Moodscope.vst3");
+    assert!(
+        path.join(format!("Contents/{}-linux/Moodscope.so", std::env::consts::ARCH))
+            .is_file(),
+        "the plugin bundle {} is missing: build it first with `cargo xtask bundle moodscope --release`",
+        path.display()
+    );
+    path
+}
+
 /// The debug build with nice-plug's `assert_process_allocs` (any allocation inside `process()`
 /// aborts the host process), made by `crates/clap-test-host/build-alloc-check.sh`.
 pub fn alloc_check_clap() -> PathBuf {
