@@ -5,11 +5,13 @@
 //! and the parameters. Out: parameter changes (through nice-plug's `ParamSetter`) and the window
 //! size, persisted with the session (`MoodscopeParams::editor_size`, `editor-state`).
 //!
-//! The window shows, top to bottom: the dominant mood and its confidence in large type, with the
-//! music presence; the status (the model in use, any problem in plain words, dropped audio, bad
-//! output settings); one meter per mood; a scrolling timeline of the last minute; the settings
-//! (analysis, or MIDI CC and OSC out). Each mood keeps one
-//! colour-blind-safe colour (Okabe-Ito palette) everywhere. The editor never waits on the worker:
+//! The window shows, top to bottom: the dominant mood and its confidence in large type (or
+//! "Uncertain", with the two moods it hesitates between), with the music presence; the status
+//! (the model in use, any problem in plain words, dropped audio, bad output settings); one meter
+//! per mood beside the mood map (valence across, arousal up: Russell's circumplex, with the last
+//! 30 s as a fading trail); a scrolling timeline of the last minute; the settings (analysis, or
+//! MIDI CC and OSC out). Each mood keeps one colour-blind-safe colour (Okabe-Ito palette)
+//! everywhere. The editor never waits on the worker:
 //! the moods are a seqlock snapshot, the status and label names a brief lock on a string.
 
 use std::collections::VecDeque;
@@ -30,24 +32,28 @@ use nice_plug_egui::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::head::MOODS;
 use crate::plugin::params::{BackboneParam, HeadParam, MoodscopeParams};
 use crate::plugin::shared::{clock, Health, MoodSnapshot, Published, MAX_LABELS};
 
-/// Okabe-Ito colours of the four moods, in the order of `head::MOODS`.
-pub const MOOD_COLOURS: [Color32; 4] = [
-    Color32::from_rgb(0xF0, 0xE4, 0x42), // Happy: yellow
-    Color32::from_rgb(0x56, 0xB4, 0xE9), // Sad: sky blue
-    Color32::from_rgb(0xD5, 0x5E, 0x00), // Angry: vermillion
-    Color32::from_rgb(0xCC, 0x79, 0xA7), // Scary: reddish purple
+/// Okabe-Ito colours of the moods, by name.
+pub const MOOD_COLOURS: [(&str, Color32); 6] = [
+    ("Happy", Color32::from_rgb(0xF0, 0xE4, 0x42)), // yellow
+    ("Sad", Color32::from_rgb(0x56, 0xB4, 0xE9)),   // sky blue
+    ("Calm", Color32::from_rgb(0x00, 0x9E, 0x73)),  // bluish green
+    ("Exciting", Color32::from_rgb(0xE6, 0x9F, 0x00)), // orange
+    ("Angry", Color32::from_rgb(0xD5, 0x5E, 0x00)), // vermillion
+    ("Scary", Color32::from_rgb(0xCC, 0x79, 0xA7)), // reddish purple
 ];
 
-/// The rest of the Okabe-Ito palette, for the labels of user-trained heads.
+/// The rest of the palette, for the labels of user-trained heads (and warnings, in orange).
 const OTHER_COLOURS: [Color32; 3] = [
     Color32::from_rgb(0xE6, 0x9F, 0x00), // orange
-    Color32::from_rgb(0x00, 0x9E, 0x73), // bluish green
     Color32::from_rgb(0x00, 0x72, 0xB2), // blue
+    Color32::from_rgb(0xE0, 0xE0, 0xE0), // light grey
 ];
+
+/// Seconds of valence and arousal the mood map's trail shows.
+pub const TRAIL_SECONDS: f64 = 30.0;
 
 const BACKGROUND: Color32 = Color32::from_rgb(0x12, 0x12, 0x16);
 const PANEL: Color32 = Color32::from_rgb(0x24, 0x24, 0x2C);
@@ -79,20 +85,39 @@ const MIN_SIZE: EditorSize = EditorSize {
     height: 420,
 };
 
-/// The colour of label `index` named `name`: the mood's own for the four moods, else the rest of
-/// the palette in turn.
+/// The colour of label `index` named `name`: the mood's own for the moods Moodscope names
+/// ("Tender" is Calm's), else the rest of the palette in turn.
 pub fn label_colour(index: usize, name: &str) -> Color32 {
-    match MOODS.iter().position(|m| m.eq_ignore_ascii_case(name)) {
-        Some(mood) => MOOD_COLOURS[mood],
+    let name = if name.eq_ignore_ascii_case("tender") {
+        "Calm"
+    } else {
+        name
+    };
+    match MOOD_COLOURS
+        .iter()
+        .find(|(m, _)| m.eq_ignore_ascii_case(name))
+    {
+        Some((_, colour)) => *colour,
         None => OTHER_COLOURS[index % OTHER_COLOURS.len()],
     }
 }
 
-/// The minute of moods the timeline draws, fed from published snapshots.
+/// One publication as the editor keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    /// Time on `shared::clock()`, seconds.
+    at: f64,
+    probabilities: [f32; MAX_LABELS],
+    labels: usize,
+    valence: Option<f32>,
+    arousal: Option<f32>,
+}
+
+/// The minute of moods the timeline and the mood map's trail draw, fed from published snapshots.
 #[derive(Default)]
 pub struct History {
-    /// (time on `shared::clock()` in seconds, probabilities, labels) per publication, oldest first.
-    points: VecDeque<(f64, [f32; MAX_LABELS], usize)>,
+    /// One per publication, oldest first.
+    points: VecDeque<Point>,
     last_sequence: u64,
 }
 
@@ -101,14 +126,18 @@ impl History {
     pub fn record(&mut self, snapshot: &MoodSnapshot, now: f64) {
         if snapshot.sequence != 0 && snapshot.sequence != self.last_sequence {
             self.last_sequence = snapshot.sequence;
-            let at = snapshot.published_at.as_secs_f64();
-            self.points
-                .push_back((at, snapshot.probabilities, snapshot.labels));
+            self.points.push_back(Point {
+                at: snapshot.published_at.as_secs_f64(),
+                probabilities: snapshot.probabilities,
+                labels: snapshot.labels,
+                valence: snapshot.valence,
+                arousal: snapshot.arousal,
+            });
         }
         while self
             .points
             .front()
-            .is_some_and(|p| p.0 < now - TIMELINE_SECONDS - 1.0)
+            .is_some_and(|p| p.at < now - TIMELINE_SECONDS - 1.0)
         {
             self.points.pop_front();
         }
@@ -174,7 +203,7 @@ impl NiceEguiApp for App {
         self.history.record(&self.snapshot, now);
         ui.ctx().request_repaint_after(REPAINT_EVERY);
 
-        let names = label_names(&self.published);
+        let names = label_names(&self.published, &self.params);
         let min = Vec2::new(MIN_SIZE.width as f32, MIN_SIZE.height as f32);
         ResizableWindow::new("moodscope-editor")
             .min_size(min)
@@ -214,7 +243,14 @@ impl App {
         header(ui, &self.snapshot, self.published.health(), names, scale);
         status(ui, &self.published, &self.params);
         ui.add_space(4.0);
-        meters(ui, &self.snapshot, names, scale);
+        ui.horizontal_top(|ui| {
+            let map_side = (140.0 * scale).max(110.0);
+            let meters_width = (ui.available_width() - map_side - 12.0).max(200.0);
+            ui.allocate_ui(Vec2::new(meters_width, map_side), |ui| {
+                meters(ui, &self.snapshot, names, scale)
+            });
+            mood_map(ui, &self.history, &self.snapshot, names, now, map_side);
+        });
         ui.add_space(4.0);
         // The settings take what their rows need (as last drawn: that depends on the tab, the
         // width and the font), up to about half of what is left; they scroll beyond.
@@ -254,14 +290,25 @@ impl App {
     }
 }
 
-/// The label names published by the head, or the four moods before any head is loaded (so that
-/// the meters show even when the models are missing).
-fn label_names(published: &Published) -> Vec<String> {
+/// The label names published by the head, or the chosen mood set's before any head is loaded
+/// (so that the meters show even when the models are missing).
+fn label_names(published: &Published, params: &MoodscopeParams) -> Vec<String> {
     let names = published.label_names();
     if names.is_empty() {
-        MOODS.iter().map(|m| m.to_string()).collect()
+        let set = params.moods.value().set();
+        set.labels().iter().map(|m| m.to_string()).collect()
     } else {
         names.to_vec()
+    }
+}
+
+/// The two groups of moods an uncertain verdict hesitates between, by name ("Happy or Calm").
+fn hesitation(snapshot: &MoodSnapshot, names: &[String]) -> Option<String> {
+    let mut order: Vec<usize> = (0..snapshot.labels.min(names.len())).collect();
+    order.sort_by(|&a, &b| snapshot.probabilities[b].total_cmp(&snapshot.probabilities[a]));
+    match order.as_slice() {
+        [a, b, ..] => Some(format!("{} or {}?", names[*a], names[*b])),
+        _ => None,
     }
 }
 
@@ -288,6 +335,24 @@ fn header(ui: &mut Ui, snapshot: &MoodSnapshot, health: Health, names: &[String]
                 FontId::proportional(48.0 * scale),
                 Color32::WHITE,
             );
+        }
+        _ if snapshot.uncertain && health != Health::Failed => {
+            let word = painter.text(
+                left,
+                Align2::LEFT_CENTER,
+                "Uncertain",
+                FontId::proportional(56.0 * scale),
+                DIM_TEXT,
+            );
+            if let Some(hint) = hesitation(snapshot, names) {
+                painter.text(
+                    Pos2::new(word.right() + 18.0 * scale, rect.center().y + 8.0 * scale),
+                    Align2::LEFT_CENTER,
+                    hint,
+                    FontId::proportional(28.0 * scale),
+                    DIM_TEXT,
+                );
+            }
         }
         _ => {
             let text = match (health, snapshot.sequence) {
@@ -381,14 +446,16 @@ fn status(ui: &mut Ui, published: &Published, params: &MoodscopeParams) {
     }
 }
 
-/// "YAMNet, default head" or "VGGish, head mine.json".
+/// "YAMNet, 5 moods, recommended readout" or "VGGish, head mine.json".
 fn model_in_use(params: &MoodscopeParams) -> String {
     let backbone = match params.backbone.value() {
         BackboneParam::Yamnet => "YAMNet",
         BackboneParam::Vggish => "VGGish",
     };
+    let moods = params.moods.value().set().labels().len();
     let head = match params.head.value() {
-        HeadParam::Default => "default head".to_owned(),
+        HeadParam::Default => format!("{moods} moods, recommended readout"),
+        HeadParam::Uncalibrated => format!("{moods} moods, uncalibrated"),
         HeadParam::File => match params.head_file.try_read().ok().and_then(|f| (*f).clone()) {
             Some(path) => format!(
                 "head {}",
@@ -446,6 +513,92 @@ fn meters(ui: &mut Ui, snapshot: &MoodSnapshot, names: &[String], scale: f32) {
     }
 }
 
+/// Where a mood's name sits on the map (the circumplex angle of `head::circumplex_angle`).
+fn map_position(centre: Pos2, radius: f32, valence: f32, arousal: f32) -> Pos2 {
+    let clamp = |v: f32| {
+        if v.is_finite() {
+            v.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    Pos2::new(
+        centre.x + radius * clamp(valence),
+        centre.y - radius * clamp(arousal),
+    )
+}
+
+/// The mood map: valence across (unpleasant left, pleasant right), arousal up (calm below,
+/// energetic above), the quadrants' moods at their places on Russell's circumplex, the last
+/// `TRAIL_SECONDS` as a fading trail and the current point as a dot in the dominant mood's
+/// colour (white when there is none).
+fn mood_map(
+    ui: &mut Ui,
+    history: &History,
+    snapshot: &MoodSnapshot,
+    names: &[String],
+    now: f64,
+    side: f32,
+) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 4.0, PANEL);
+    let centre = rect.center();
+    let radius = side * 0.5 - 6.0;
+    let axis = Stroke::new(1.0, Color32::from_gray(80));
+    painter.hline(rect.x_range(), centre.y, axis);
+    painter.vline(centre.x, rect.y_range(), axis);
+    painter.circle_stroke(centre, radius, Stroke::new(1.0, Color32::from_gray(60)));
+    let small = FontId::proportional((side / 11.0).clamp(10.0, 16.0));
+    for (name, colour) in MOOD_COLOURS {
+        if let Some(angle) = crate::head::circumplex_angle(name) {
+            let angle = angle.to_radians();
+            let at = map_position(centre, radius * 0.78, angle.cos(), angle.sin());
+            painter.text(at, Align2::CENTER_CENTER, name, small.clone(), colour);
+        }
+    }
+    let trail: Vec<(f64, Pos2)> = history
+        .points
+        .iter()
+        .filter(|p| p.at >= now - TRAIL_SECONDS)
+        .filter_map(|p| Some((p.at, map_position(centre, radius, p.valence?, p.arousal?))))
+        .collect();
+    for pair in trail.windows(2) {
+        let age = ((now - pair[1].0) / TRAIL_SECONDS).clamp(0.0, 1.0) as f32;
+        let alpha = (255.0 * (1.0 - age)) as u8;
+        painter.line_segment(
+            [pair[0].1, pair[1].1],
+            Stroke::new(2.0, Color32::from_white_alpha(alpha)),
+        );
+    }
+    match (snapshot.valence, snapshot.arousal) {
+        (Some(v), Some(a)) => {
+            let colour = snapshot
+                .dominant
+                .filter(|&d| d < names.len())
+                .map_or(Color32::WHITE, |d| label_colour(d, &names[d]));
+            let dot = map_position(centre, radius, v, a);
+            painter.circle_filled(dot, side / 28.0 + 3.0, colour);
+            painter.circle_stroke(dot, side / 28.0 + 3.0, Stroke::new(1.5, Color32::BLACK));
+        }
+        _ => {
+            painter.text(
+                centre,
+                Align2::CENTER_CENTER,
+                "no valence/arousal",
+                small,
+                DIM_TEXT,
+            );
+        }
+    }
+    painter.rect_stroke(
+        rect,
+        4.0,
+        Stroke::new(1.0, Color32::from_gray(60)),
+        StrokeKind::Inside,
+    );
+}
+
 /// The last minute of every mood, now at the right edge.
 fn timeline(ui: &mut Ui, history: &History, names: &[String], now: f64, height: f32) {
     let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
@@ -489,15 +642,16 @@ fn timeline(ui: &mut Ui, history: &History, names: &[String], now: f64, height: 
         let points: Vec<Pos2> = history
             .points
             .iter()
-            .filter(|(_, _, labels)| label < *labels)
-            .map(|(t, p, _)| {
-                let value = if p[label].is_finite() {
-                    p[label].clamp(0.0, 1.0)
+            .filter(|point| label < point.labels)
+            .map(|point| {
+                let p = point.probabilities[label];
+                let value = if p.is_finite() {
+                    p.clamp(0.0, 1.0)
                 } else {
                     0.0
                 };
                 Pos2::new(
-                    to_x(*t).max(plot.left()),
+                    to_x(point.at).max(plot.left()),
                     plot.bottom() - plot.height() * value,
                 )
             })
@@ -522,6 +676,7 @@ fn analysis_settings(ui: &mut Ui, params: &MoodscopeParams, gui: &GuiContext) {
         cell("Smoothing", &params.smoothing, s),
         cell("Sensitivity", &params.sensitivity, s),
         cell("Window hop", &params.hop, s),
+        cell("Mood set", &params.moods, s),
         cell("Backbone", &params.backbone, s),
         cell("Head", &params.head, s),
         cell("Analyse while bypassed", &params.analyse_while_bypassed, s),
@@ -541,8 +696,12 @@ fn output_settings(ui: &mut Ui, params: &MoodscopeParams, gui: &GuiContext) {
         cell("CC mood 2", &params.cc_mood_2, s),
         cell("CC mood 3", &params.cc_mood_3, s),
         cell("CC mood 4", &params.cc_mood_4, s),
+        cell("CC mood 5", &params.cc_mood_5, s),
+        cell("CC mood 6", &params.cc_mood_6, s),
         cell("CC dominant", &params.cc_dominant, s),
         cell("CC presence", &params.cc_presence, s),
+        cell("CC valence", &params.cc_valence, s),
+        cell("CC arousal", &params.cc_arousal, s),
         cell("OSC out", &params.osc_out, s),
         cell("OSC port", &params.osc_port, s),
     ];

@@ -1,19 +1,23 @@
 //! The analysis engine: mono samples at the input rate in, one mood reading per window out.
 //!
-//! `Analyser` chains the front end, a shared backbone and a head; the plugin's worker and the
-//! command-line tool both drive it, so both give the same numbers for the same audio.
-//! `Smoother` turns raw readings into what users watch: exponentially smoothed probabilities
-//! with a user-set time constant, moods that relax when there is no music, and a dominant mood
-//! with hysteresis so it does not flicker.
+//! `Analyser` chains the front end, a shared backbone, the window's signal cues and a head; the
+//! plugin's worker and the command-line tool both drive it, so both give the same numbers for the
+//! same audio. `Smoother` turns raw readings into what users watch: exponentially smoothed
+//! probabilities, valence and arousal with a user-set time constant, moods that relax when there
+//! is no music, and a verdict — a dominant mood with hysteresis so it does not flicker, "no
+//! music", or "uncertain" when the evidence is weak (see `Smoother::update`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backbone::{self, Backbone, BackboneError, BackboneKind};
+use crate::cues::{self, WindowCues};
 use crate::features::{self, FrontEnd, FrontEndConfig, FrontEndError, Patch};
-use crate::head::{self, HeadError, MoodHead, TrainedHead, YamnetReadout};
-use crate::models::ModelDir;
+use crate::head::{
+    self, CalibratedReadout, Calibration, HeadError, MoodHead, MoodSet, TrainedHead, YamnetReadout,
+};
+use crate::models::{self, ModelDir};
 
 /// Largest absolute sample value passed to the model; anything beyond is clamped.
 /// (Full scale is 1.0; this only guards against absurd values, it does not limit real audio.)
@@ -55,10 +59,14 @@ pub fn downmix_interleaved(interleaved: &[f32], channels: usize, out: &mut Vec<f
 /// Which head reads the backbone's embeddings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeadChoice {
-    /// The backbone's default: YAMNet's own mood classes for YAMNet, the shipped AudioSet LSTM
-    /// head for VGGish.
+    /// The recommended readout of the mood set: with YAMNet, the calibrated readout for five
+    /// moods and YAMNet's own classes for four or six; with VGGish, the shipped AudioSet head of
+    /// the set (six moods when five are asked for: the calibration is YAMNet's).
     Default,
-    /// A head file written by `moodscope train` (`NAME.json` beside `NAME.onnx`).
+    /// YAMNet's own mood classes for the set, without calibration (VGGish: as `Default`).
+    Uncalibrated,
+    /// A head file written by `moodscope train` (`NAME.json` beside `NAME.onnx`); its labels are
+    /// the moods.
     File(PathBuf),
 }
 
@@ -69,6 +77,8 @@ pub struct AnalyserConfig {
     pub input_rate: u32,
     pub backbone: BackboneKind,
     pub head: HeadChoice,
+    /// The moods to name (ignored by a head file, whose labels are its own).
+    pub moods: MoodSet,
     /// Frames between window starts; `None` for the backbone's own (48 YAMNet, 96 VGGish).
     pub hop_frames: Option<usize>,
 }
@@ -79,6 +89,7 @@ impl AnalyserConfig {
             input_rate,
             backbone,
             head: HeadChoice::Default,
+            moods: MoodSet::default(),
             hop_frames: None,
         }
     }
@@ -114,15 +125,52 @@ pub struct WindowReading {
     pub end_seconds: f64,
     /// One probability per label (see `Analyser::labels`).
     pub probabilities: Vec<f32>,
+    /// Valence (unpleasant −1 to pleasant 1) and arousal (calm −1 to energetic 1), when the
+    /// head's labels have a place on the circumplex.
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
     /// How sure the analyser is that the window holds music, 0–1.
     pub presence: f32,
 }
 
 impl WindowReading {
-    /// Index of the most probable label.
-    pub fn dominant(&self) -> usize {
-        argmax(&self.probabilities)
+    /// Index of the most probable label, group first (`MoodHead::groups`).
+    pub fn dominant(&self, groups: &[usize]) -> usize {
+        dominant_of(&self.probabilities, groups)
     }
+}
+
+/// The most probable label of the most probable group (`MoodHead::groups`).
+pub fn dominant_of(probabilities: &[f32], groups: &[usize]) -> usize {
+    let group = leading_groups(probabilities, groups).0;
+    probabilities
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| groups.get(*i).copied().unwrap_or(*i) == group)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// The most probable group, its probability and the runner-up group's probability.
+fn leading_groups(probabilities: &[f32], groups: &[usize]) -> (usize, f32, f32) {
+    let count = groups
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |g| g + 1)
+        .max(probabilities.len());
+    let mut total = vec![0.0f32; count];
+    for (i, p) in probabilities.iter().enumerate() {
+        total[groups.get(i).copied().unwrap_or(i)] += p;
+    }
+    let leader = argmax(&total);
+    let runner_up = total
+        .iter()
+        .enumerate()
+        .filter(|(g, _)| *g != leader)
+        .map(|(_, p)| *p)
+        .fold(0.0, f32::max);
+    (leader, total[leader], runner_up)
 }
 
 fn argmax(values: &[f32]) -> usize {
@@ -151,6 +199,10 @@ pub struct Analyser {
     backbone: Arc<dyn Backbone>,
     head: Box<dyn MoodHead>,
     labels: Arc<[String]>,
+    groups: Arc<[usize]>,
+    /// What the analyser chose instead of what was asked, in plain words (VGGish asked for the
+    /// five calibrated moods reads six).
+    note: Option<String>,
     /// Sanitized copy of the samples being pushed.
     clean: Vec<f32>,
     patches: Vec<Patch>,
@@ -170,15 +222,18 @@ impl Analyser {
             log_offset: config.backbone.log_offset(),
             patch_hop_frames: config.hop_frames(),
         })?;
-        let head = load_head(&config, models)?;
+        let (head, note) = load_head(&config, models)?;
         let backbone = backbone::load(config.backbone, models)?;
         let labels = head.labels().to_vec().into();
+        let groups = head.groups().into();
         Ok(Self {
             config,
             front_end,
             backbone,
             head,
             labels,
+            groups,
+            note,
             clean: Vec::new(),
             patches: Vec::new(),
             pending: Vec::new(),
@@ -194,6 +249,21 @@ impl Analyser {
     /// Label names, in the order of `WindowReading::probabilities`.
     pub fn labels(&self) -> &Arc<[String]> {
         &self.labels
+    }
+
+    /// The decision group of each label (`MoodHead::groups`).
+    pub fn groups(&self) -> &Arc<[usize]> {
+        &self.groups
+    }
+
+    /// The readout's name (`yamnet-emotify-v1`, `yamnet-raw-4`, a trained head's name).
+    pub fn readout_name(&self) -> String {
+        self.head.name()
+    }
+
+    /// What the analyser chose instead of what was asked, if anything.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// Lets `threads` threads embed the patches completed by one push (each patch is embedded
@@ -259,17 +329,21 @@ impl Analyser {
     ) -> Result<(), EngineError> {
         for (patch, embedded) in self.patches.iter().zip(embedded) {
             let embedded = embedded?;
-            let reading = self.head.step(&embedded)?;
+            let cues = window_cues(patch, self.config.backbone.log_offset());
+            let reading = self.head.step(&embedded, &cues)?;
             let presence = match (reading.presence, &embedded.scores) {
                 (Some(p), _) => p,
                 (None, Some(scores)) => scores[head::YAMNET_MUSIC_ROW],
                 (None, None) => level_presence(patch, self.config.backbone.log_offset()),
             };
+            let (valence, arousal) = reading.valence_arousal.unzip();
             out.push(WindowReading {
                 index: patch.index,
                 start_seconds: patch.start_seconds(),
                 end_seconds: patch.end_seconds(),
                 probabilities: reading.probabilities,
+                valence,
+                arousal,
                 presence,
             });
         }
@@ -321,23 +395,72 @@ fn embed_all(
     embedded.into_iter().map(|(_, e)| e).collect()
 }
 
-fn load_head(config: &AnalyserConfig, models: &ModelDir) -> Result<Box<dyn MoodHead>, EngineError> {
-    match (&config.head, config.backbone) {
-        (HeadChoice::Default, BackboneKind::Yamnet) => Ok(Box::new(YamnetReadout::default())),
-        (HeadChoice::Default, BackboneKind::Vggish) => {
-            let head = TrainedHead::load(&models.path().join(DEFAULT_VGGISH_HEAD))?;
-            Ok(Box::new(head))
-        }
-        (HeadChoice::File(path), backbone) => {
-            let head = TrainedHead::load(path)?;
-            head.check_backbone(backbone)?;
-            Ok(Box::new(head))
-        }
+/// The signal cues of one window (`cues`).
+pub fn window_cues(patch: &Patch, log_offset: f32) -> WindowCues {
+    let (flux, hf_ratio) = cues::mel_cues(&patch.data, log_offset);
+    WindowCues {
+        flux,
+        hf_ratio,
+        key_major: patch.key.major,
+        key_minor: patch.key.minor,
     }
 }
 
-/// The shipped VGGish head, relative to the models folder.
-pub const DEFAULT_VGGISH_HEAD: &str = "heads/audioset-lstm1.json";
+type LoadedHead = (Box<dyn MoodHead>, Option<String>);
+
+fn load_head(config: &AnalyserConfig, models: &ModelDir) -> Result<LoadedHead, EngineError> {
+    use BackboneKind::{Vggish, Yamnet};
+    let loaded: Box<dyn MoodHead> = match (&config.head, config.backbone, config.moods) {
+        (HeadChoice::File(path), backbone, _) => {
+            let head = TrainedHead::load(path)?;
+            head.check_backbone(backbone)?;
+            Box::new(head)
+        }
+        (HeadChoice::Default, Yamnet, MoodSet::Five) => {
+            let calibration = load_calibration(models)?;
+            Box::new(CalibratedReadout::new(calibration))
+        }
+        (_, Yamnet, set) => Box::new(YamnetReadout::new(set)),
+        (_, Vggish, MoodSet::Four) => {
+            Box::new(TrainedHead::load(&models.path().join(VGGISH_HEAD_FOUR))?)
+        }
+        (_, Vggish, MoodSet::Five | MoodSet::Six) => {
+            let head = Box::new(TrainedHead::load(&models.path().join(VGGISH_HEAD_SIX))?);
+            let note = (config.moods == MoodSet::Five).then(|| {
+                "VGGish reads six moods: the calibrated five-mood readout is YAMNet's".to_owned()
+            });
+            return Ok((head, note));
+        }
+    };
+    Ok((loaded, None))
+}
+
+/// The calibration of the default readout, loaded once per process and folder.
+fn load_calibration(models: &ModelDir) -> Result<Arc<Calibration>, EngineError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<Calibration>>>> = OnceLock::new();
+    let path = models
+        .file(DEFAULT_CALIBRATION)
+        .map_err(BackboneError::from)?;
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(calibration) = cache.get(&path) {
+        return Ok(calibration.clone());
+    }
+    let calibration = Arc::new(Calibration::load(&path)?);
+    cache.insert(path, calibration.clone());
+    Ok(calibration)
+}
+
+/// The shipped VGGish heads, relative to the models folder: the study's four moods, and
+/// AudioSet's six.
+pub const VGGISH_HEAD_FOUR: &str = "heads/audioset-lstm1.json";
+pub const VGGISH_HEAD_SIX: &str = "heads/audioset-moods6.json";
+/// The calibration of the default readout, relative to the models folder.
+pub const DEFAULT_CALIBRATION: &str = models::CALIBRATION;
 
 /// How raw readings become what users watch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -348,6 +471,12 @@ pub struct SmoothingSettings {
     pub hysteresis: f32,
     /// Below this (smoothed) presence there is no dominant mood: "no music".
     pub presence_threshold: f32,
+    /// Below this lead of the dominant mood over the next one (smoothed probability), the verdict
+    /// is "uncertain": the probabilities are too flat to name a mood.
+    pub min_lead: f32,
+    /// Below this share of the recent windows (`RECENT_WINDOWS`) that read the dominant mood
+    /// themselves, the verdict is "uncertain": the windows flip between moods.
+    pub min_agreement: f32,
 }
 
 impl Default for SmoothingSettings {
@@ -356,34 +485,83 @@ impl Default for SmoothingSettings {
             time_constant_seconds: 2.0,
             hysteresis: 0.1,
             presence_threshold: 0.3,
+            min_lead: 0.02,
+            min_agreement: 0.5,
         }
     }
 }
+
+/// Windows the agreement rule looks back over (about 4 s with YAMNet's 0.48 s hop).
+pub const RECENT_WINDOWS: usize = 8;
 
 /// The smoothed mood at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MoodState {
     /// Smoothed probability per label; relaxes towards uniform when there is no music.
     pub probabilities: Vec<f32>,
-    /// The dominant label, or `None` when there is no music.
+    /// Smoothed valence and arousal (−1..1), relaxing towards 0 when there is no music; `None`
+    /// when the labels have no place on the circumplex.
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
+    /// The dominant label, or `None` when there is no music or the verdict is uncertain.
     pub dominant: Option<usize>,
-    /// Smoothed probability of the dominant label (0 when there is none).
+    /// There is music, but no mood is clear enough to name (see `Smoother::update`).
+    pub uncertain: bool,
+    /// Smoothed probability of the dominant mood's group (its quadrant, for the calibrated
+    /// readout's Angry and Scary; else the mood's own), 0 without a dominant mood.
     pub confidence: f32,
     /// Smoothed music presence, 0–1.
     pub presence: f32,
 }
 
-/// Exponential smoothing with presence-weighted relaxation and a hysteretic dominant mood.
+impl MoodState {
+    fn relaxed(labels: usize) -> Self {
+        Self {
+            probabilities: vec![1.0 / labels as f32; labels],
+            valence: None,
+            arousal: None,
+            dominant: None,
+            uncertain: false,
+            confidence: 0.0,
+            presence: 0.0,
+        }
+    }
+}
+
+/// Exponential smoothing with presence-weighted relaxation and a verdict: a hysteretic dominant
+/// mood, "no music", or "uncertain".
 pub struct Smoother {
     settings: SmoothingSettings,
+    /// Decision group of each label (`MoodHead::groups`); each label its own when empty.
+    groups: Vec<usize>,
     state: Option<MoodState>,
+    /// The group currently held (kept through uncertain stretches, for the hysteresis).
+    held: Option<usize>,
+    /// Leading group of each recent window with music, newest last.
+    recent: std::collections::VecDeque<usize>,
 }
 
 impl Smoother {
     pub fn new(settings: SmoothingSettings) -> Self {
         Self {
             settings,
+            groups: Vec::new(),
             state: None,
+            held: None,
+            recent: Default::default(),
+        }
+    }
+
+    /// Sets the labels' decision groups (`MoodHead::groups`, `Analyser::groups`).
+    pub fn with_groups(mut self, groups: &[usize]) -> Self {
+        self.set_groups(groups);
+        self
+    }
+
+    pub fn set_groups(&mut self, groups: &[usize]) {
+        if self.groups != groups {
+            self.groups = groups.to_vec();
+            self.reset();
         }
     }
 
@@ -397,60 +575,100 @@ impl Smoother {
 
     pub fn reset(&mut self) {
         self.state = None;
+        self.held = None;
+        self.recent.clear();
     }
 
-    /// Folds in one window reading, `hop_seconds` after the previous one.
+    /// Folds in one window reading, `hop_seconds` after the previous one, and gives the verdict:
+    ///
+    /// 1. **No music** when the smoothed presence is below `presence_threshold`.
+    /// 2. Otherwise the group with the most smoothed probability leads; the group held so far
+    ///    stays until a challenger leads it by `hysteresis`.
+    /// 3. **Uncertain** when the held group's lead over the best other group is below
+    ///    `min_lead` (flat probabilities), or when fewer than `min_agreement` of the last
+    ///    `RECENT_WINDOWS` windows with music led with that group themselves (moods flipping
+    ///    window to window).
+    /// 4. Else the dominant mood is the held group's most probable label.
     pub fn update(&mut self, reading: &WindowReading, hop_seconds: f64) -> &MoodState {
         let labels = reading.probabilities.len();
         let uniform = 1.0 / labels as f32;
         let presence = reading.presence.clamp(0.0, 1.0);
-        // Without music the head's opinion is noise: pull it towards "no particular mood".
-        let target: Vec<f32> = reading
-            .probabilities
-            .iter()
-            .map(|&p| presence * p + (1.0 - presence) * uniform)
-            .collect();
         let tau = self.settings.time_constant_seconds.max(0.0) as f64;
         let alpha = if tau == 0.0 {
             1.0
         } else {
             (1.0 - (-hop_seconds / tau).exp()) as f32
         };
-        let state = self.state.get_or_insert_with(|| MoodState {
-            probabilities: vec![uniform; labels],
-            dominant: None,
-            confidence: 0.0,
-            presence: 0.0,
-        });
-        if state.probabilities.len() != labels {
-            *state = MoodState {
-                probabilities: vec![uniform; labels],
-                dominant: None,
-                confidence: 0.0,
-                presence: 0.0,
-            };
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.probabilities.len() != labels)
+        {
+            self.reset();
         }
-        for (s, t) in state.probabilities.iter_mut().zip(&target) {
-            *s += alpha * (t - *s);
-        }
-        state.presence += alpha * (presence - state.presence);
-        let leader = argmax(&state.probabilities);
-        state.dominant = if state.presence < self.settings.presence_threshold {
-            None
-        } else {
-            match state.dominant {
-                Some(current)
-                    if current < labels
-                        && state.probabilities[leader]
-                            < state.probabilities[current] + self.settings.hysteresis =>
-                {
-                    Some(current)
-                }
-                _ => Some(leader),
+        if presence >= self.settings.presence_threshold {
+            let leader = leading_groups(&reading.probabilities, &self.groups).0;
+            if self.recent.len() == RECENT_WINDOWS {
+                self.recent.pop_front();
             }
+            self.recent.push_back(leader);
+        }
+        let state = self.state.get_or_insert_with(|| MoodState::relaxed(labels));
+        // Without music the head's opinion is noise: pull it towards "no particular mood".
+        for (s, p) in state.probabilities.iter_mut().zip(&reading.probabilities) {
+            let target = presence * p + (1.0 - presence) * uniform;
+            *s += alpha * (target - *s);
+        }
+        let follow = |smoothed: &mut Option<f32>, value: Option<f32>| {
+            *smoothed = value.map(|v| {
+                let target = presence * v;
+                let s = smoothed.unwrap_or(0.0);
+                s + alpha * (target - s)
+            });
         };
-        state.confidence = state.dominant.map_or(0.0, |d| state.probabilities[d]);
-        state
+        follow(&mut state.valence, reading.valence);
+        follow(&mut state.arousal, reading.arousal);
+        state.presence += alpha * (presence - state.presence);
+
+        state.dominant = None;
+        state.uncertain = false;
+        state.confidence = 0.0;
+        if state.presence < self.settings.presence_threshold {
+            self.held = None;
+            self.recent.clear();
+            return self.state.as_ref().expect("set above");
+        }
+        let groups = &self.groups;
+        let group_of = |label: usize| groups.get(label).copied().unwrap_or(label);
+        let group_total = |g: usize| -> f32 {
+            (0..labels)
+                .filter(|&i| group_of(i) == g)
+                .map(|i| state.probabilities[i])
+                .sum()
+        };
+        let (leader, leader_p, _) = leading_groups(&state.probabilities, groups);
+        let held = match self.held {
+            Some(current) if leader_p < group_total(current) + self.settings.hysteresis => current,
+            _ => leader,
+        };
+        self.held = Some(held);
+        let held_p = group_total(held);
+        let best_other = (0..labels)
+            .map(group_of)
+            .filter(|&g| g != held)
+            .map(group_total)
+            .fold(0.0, f32::max);
+        let agreeing = self.recent.iter().filter(|&&g| g == held).count();
+        let agreement = agreeing as f32 / self.recent.len().max(1) as f32;
+        if held_p - best_other < self.settings.min_lead || agreement < self.settings.min_agreement {
+            state.uncertain = true;
+        } else {
+            state.dominant = (0..labels)
+                .filter(|&i| group_of(i) == held)
+                .max_by(|&a, &b| state.probabilities[a].total_cmp(&state.probabilities[b]));
+            state.confidence = held_p;
+        }
+        self.state.as_ref().expect("set above")
     }
 }
 
@@ -464,7 +682,19 @@ mod tests {
             start_seconds: 0.0,
             end_seconds: 0.975,
             probabilities: probabilities.to_vec(),
+            valence: None,
+            arousal: None,
             presence,
+        }
+    }
+
+    fn settings(tau: f32, hysteresis: f32, presence_threshold: f32) -> SmoothingSettings {
+        SmoothingSettings {
+            time_constant_seconds: tau,
+            hysteresis,
+            presence_threshold,
+            min_lead: 0.0,
+            min_agreement: 0.0,
         }
     }
 
@@ -490,11 +720,7 @@ mod tests {
 
     #[test]
     fn smoothing_follows_with_the_time_constant() {
-        let mut s = Smoother::new(SmoothingSettings {
-            time_constant_seconds: 1.0,
-            hysteresis: 0.0,
-            presence_threshold: 0.0,
-        });
+        let mut s = Smoother::new(settings(1.0, 0.0, 0.0));
         let r = reading([1.0, 0.0, 0.0, 0.0], 1.0);
         // One time constant after a step, an exponential smoother has covered 1 - 1/e of it.
         let state = s.update(&r, 1.0).clone();
@@ -508,11 +734,7 @@ mod tests {
 
     #[test]
     fn hysteresis_keeps_the_dominant_mood_until_a_clear_lead() {
-        let mut s = Smoother::new(SmoothingSettings {
-            time_constant_seconds: 0.0,
-            hysteresis: 0.1,
-            presence_threshold: 0.3,
-        });
+        let mut s = Smoother::new(settings(0.0, 0.1, 0.3));
         assert_eq!(
             s.update(&reading([0.5, 0.3, 0.1, 0.1], 1.0), 0.5).dominant,
             Some(0)
@@ -532,11 +754,7 @@ mod tests {
 
     #[test]
     fn silence_relaxes_the_moods_and_clears_the_dominant_one() {
-        let mut s = Smoother::new(SmoothingSettings {
-            time_constant_seconds: 0.5,
-            hysteresis: 0.1,
-            presence_threshold: 0.3,
-        });
+        let mut s = Smoother::new(settings(0.5, 0.1, 0.3));
         for _ in 0..10 {
             s.update(&reading([0.9, 0.05, 0.03, 0.02], 1.0), 0.48);
         }
@@ -554,5 +772,93 @@ mod tests {
             state.probabilities.iter().all(|p| (p - 0.25).abs() < 0.01),
             "{state:?}"
         );
+    }
+
+    #[test]
+    fn flat_probabilities_read_uncertain_and_a_clear_lead_names_the_mood() {
+        let mut s = Smoother::new(SmoothingSettings {
+            time_constant_seconds: 0.0,
+            ..SmoothingSettings::default()
+        });
+        let state = s.update(&reading([0.26, 0.25, 0.25, 0.24], 1.0), 0.48);
+        assert!(state.uncertain && state.dominant.is_none(), "{state:?}");
+        assert_eq!(state.confidence, 0.0);
+        let state = s.update(&reading([0.6, 0.2, 0.1, 0.1], 1.0), 0.48);
+        assert!(!state.uncertain && state.dominant == Some(0), "{state:?}");
+        // No music is not "uncertain": there is nothing to be unsure about.
+        let state = s.update(&reading([0.26, 0.25, 0.25, 0.24], 0.0), 0.48);
+        assert!(!state.uncertain && state.dominant.is_none(), "{state:?}");
+    }
+
+    #[test]
+    fn moods_flipping_window_to_window_read_uncertain() {
+        let mut s = Smoother::new(SmoothingSettings::default());
+        let happy = reading([0.7, 0.1, 0.1, 0.1], 1.0);
+        let sad = reading([0.1, 0.7, 0.1, 0.1], 1.0);
+        for _ in 0..10 {
+            s.update(&happy, 0.48);
+        }
+        assert_eq!(s.update(&happy, 0.48).dominant, Some(0));
+        // Alternating windows: the smoothed mood still leans one way, but fewer than half of the
+        // recent windows agree with it.
+        let mut uncertain = 0;
+        for i in 0..16 {
+            let state = s.update(if i % 2 == 0 { &sad } else { &happy }, 0.48);
+            uncertain += usize::from(state.uncertain);
+        }
+        assert!(
+            uncertain >= 8,
+            "{uncertain} of 16 flipping windows read uncertain"
+        );
+        for _ in 0..12 {
+            s.update(&sad, 0.48);
+        }
+        assert_eq!(s.update(&sad, 0.48).dominant, Some(1));
+    }
+
+    #[test]
+    fn grouped_labels_decide_together() {
+        // Angry and Scary (3, 4) share a group: together they lead, so the group's larger wins,
+        // though Happy alone is more probable than either.
+        let groups = [0, 1, 2, 3, 3];
+        let p = [0.3f32, 0.1, 0.1, 0.26, 0.24];
+        assert_eq!(dominant_of(&p, &groups), 3);
+        assert_eq!(dominant_of(&p, &[0, 1, 2, 3, 4]), 0);
+        let mut s = Smoother::new(SmoothingSettings {
+            time_constant_seconds: 0.0,
+            ..SmoothingSettings::default()
+        })
+        .with_groups(&groups);
+        let r = WindowReading {
+            probabilities: p.to_vec(),
+            ..reading([0.0; 4], 1.0)
+        };
+        let state = s.update(&r, 0.48);
+        assert_eq!(state.dominant, Some(3));
+        assert!((state.confidence - 0.5).abs() < 1e-6, "{state:?}");
+    }
+
+    #[test]
+    fn valence_and_arousal_are_smoothed_and_relax_without_music() {
+        let mut s = Smoother::new(settings(1.0, 0.1, 0.3));
+        let mut r = reading([0.7, 0.1, 0.1, 0.1], 1.0);
+        r.valence = Some(0.8);
+        r.arousal = Some(-0.4);
+        let state = s.update(&r, 1.0).clone();
+        let covered = 1.0 - (-1.0f32).exp();
+        assert!(
+            (state.valence.unwrap() - 0.8 * covered).abs() < 1e-5,
+            "{state:?}"
+        );
+        assert!(
+            (state.arousal.unwrap() + 0.4 * covered).abs() < 1e-5,
+            "{state:?}"
+        );
+        r.presence = 0.0;
+        let mut state = state;
+        for _ in 0..20 {
+            state = s.update(&r, 1.0).clone();
+        }
+        assert!(state.valence.unwrap().abs() < 1e-3 && state.arousal.unwrap().abs() < 1e-3);
     }
 }

@@ -60,6 +60,8 @@ pub struct Patch {
     pub start_frame: u64,
     /// `PATCH_LEN` values, frame-major.
     pub data: Vec<f32>,
+    /// The key cues of the stream up to the patch's end (`cues::KeyTracker`).
+    pub key: crate::cues::KeyCues,
 }
 
 impl Patch {
@@ -164,6 +166,8 @@ pub struct FrontEnd {
     framer: Framer,
     log_mel: LogMel,
     patcher: Patcher,
+    /// Pitch-class profile of the stream, for each patch's key cues.
+    key_tracker: crate::cues::KeyTracker,
     /// 16 kHz samples made by the resampler during one push (scratch, reused).
     resampled: Vec<f64>,
     /// One log-mel frame (scratch, reused).
@@ -186,6 +190,7 @@ impl FrontEnd {
             framer: Framer::new(),
             log_mel: LogMel::new(config.log_offset),
             patcher: Patcher::new(config.patch_hop_frames)?,
+            key_tracker: crate::cues::KeyTracker::new(),
             resampled: Vec::new(),
             frame: [0.0; MEL_BANDS],
         })
@@ -218,14 +223,23 @@ impl FrontEnd {
         self.resampler.reset();
         self.framer.reset();
         self.patcher.reset();
+        self.key_tracker.reset();
         self.resampled.clear();
     }
 
     fn analyse_resampled(&mut self, out: &mut Vec<Patch>) {
         self.framer.push(&self.resampled);
+        self.key_tracker.push(&self.resampled);
         while let Some(samples) = self.framer.next_frame() {
             self.log_mel.frame(samples, &mut self.frame);
+            let before = out.len();
             self.patcher.push_frame(&self.frame, out);
+            if let Some(patch) = out.get_mut(before) {
+                // The key cues of the audio up to the patch's last sample, whatever the pushes.
+                let end = patch.start_frame * STFT_HOP as u64
+                    + ((PATCH_FRAMES - 1) * STFT_HOP + STFT_WINDOW) as u64;
+                patch.key = self.key_tracker.cues_at(end);
+            }
         }
     }
 }
@@ -706,6 +720,7 @@ impl Patcher {
             index: self.next_patch,
             start_frame: self.first_frame,
             data: self.frames[..PATCH_LEN].to_vec(),
+            key: Default::default(),
         });
         self.next_patch += 1;
         self.frames.drain(..self.hop * MEL_BANDS);

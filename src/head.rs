@@ -1,12 +1,23 @@
-//! Heads: one backbone output per window in, mood probabilities out.
+//! Heads: one backbone output (and the window's signal cues) per window in, mood probabilities,
+//! valence and arousal out.
 //!
-//! Two kinds behind one trait:
-//! - `YamnetReadout`: YAMNet's own AudioSet mood classes (Happy, Sad, Angry, Scary music: rows
-//!   271, 272, 275, 276 of the class map), a softmax over their logits, and music presence from
-//!   row 132 (Music). Needs no training.
+//! Three kinds behind one trait:
+//! - `CalibratedReadout` (the default): YAMNet's six mood logits and the window's signal cues
+//!   (`cues`), read on two axes fitted to listeners' votes on real music (Emotify): arousal
+//!   (energetic against calm) and valence (pleasant against unpleasant), each a logistic
+//!   regression; their product gives the four quadrants of Russell's circumplex — Happy
+//!   (energetic, pleasant), Angry or Scary (energetic, unpleasant: YAMNet's Angry and Scary music
+//!   split the quadrant), Sad (calm, unpleasant), Calm (calm, pleasant). The constants are a small
+//!   file with their provenance (`models/calibration/`, see `Calibration`).
+//! - `YamnetReadout`: YAMNet's own AudioSet mood classes (rows 271–276 of the class map), a
+//!   softmax over their logits: the uncalibrated readout (`analyze --uncalibrated`).
 //! - `TrainedHead`: a head trained by `moodscope train` (or the AudioSet heads committed under
 //!   `models/heads/`), an ONNX graph run by tract. An LSTM head carries its state (`h`, `c`) from
 //!   window to window, so it reads a stream rather than isolated windows.
+//!
+//! Music presence comes from YAMNet's Music class (row 132) whenever YAMNet is the backbone.
+//! Valence and arousal (−1..1) come from the calibrated axes, or else from the mood probabilities
+//! placed on Russell's circumplex (`circumplex`).
 //!
 //! Trained-head files: `NAME.onnx` beside `NAME.json` (see `HeadMetadata`). ONNX inputs:
 //! `embedding` f32 [1, D] and, for LSTM heads, `h_in`/`c_in` f32 [layers, 1, hidden]; outputs:
@@ -20,17 +31,85 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tract_onnx::prelude::*;
 
 use crate::backbone::{BackboneKind, BackboneOutput};
+use crate::cues::{WindowCues, CUE_NAMES};
 
-/// The four moods of the study, in the order the AudioSet heads output them.
+/// The four moods of the study, in the order the AudioSet four-mood heads output them.
 pub const MOODS: [&str; 4] = ["Happy", "Sad", "Angry", "Scary"];
 
-/// YAMNet class-map rows of the four moods (Happy, Sad, Angry, Scary music), in `MOODS` order.
-pub const YAMNET_MOOD_ROWS: [usize; 4] = [271, 272, 275, 276];
 /// YAMNet class-map row of "Music".
 pub const YAMNET_MUSIC_ROW: usize = 132;
 
+/// YAMNet's six music-mood classes (rows 271–276 of the class map), with the names Moodscope
+/// shows (Tender music is shown as Calm).
+pub const YAMNET_MOODS: [(&str, usize); 6] = [
+    ("Happy", 271),
+    ("Sad", 272),
+    ("Calm", 273),
+    ("Exciting", 274),
+    ("Angry", 275),
+    ("Scary", 276),
+];
+
 /// Format tag of trained-head metadata files.
 pub const HEAD_FORMAT: &str = "moodscope-head/1";
+/// Format tag of calibration files.
+pub const CALIBRATION_FORMAT: &str = "moodscope-calibration/1";
+
+/// Which moods a readout names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum MoodSet {
+    /// The study's four: Happy, Sad, Angry, Scary.
+    Four,
+    /// Every quadrant of the circumplex: Happy, Sad, Calm, Angry, Scary (the default).
+    #[default]
+    Five,
+    /// AudioSet's six music moods: Happy, Sad, Calm (Tender), Exciting, Angry, Scary.
+    Six,
+}
+
+impl MoodSet {
+    pub fn labels(self) -> &'static [&'static str] {
+        match self {
+            MoodSet::Four => &["Happy", "Sad", "Angry", "Scary"],
+            MoodSet::Five => &["Happy", "Sad", "Calm", "Angry", "Scary"],
+            MoodSet::Six => &["Happy", "Sad", "Calm", "Exciting", "Angry", "Scary"],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MoodSet::Four => "4",
+            MoodSet::Five => "5",
+            MoodSet::Six => "6",
+        }
+    }
+
+    /// YAMNet class-map rows of the set's moods, in label order.
+    pub fn yamnet_rows(self) -> Vec<usize> {
+        self.labels()
+            .iter()
+            .map(|label| {
+                YAMNET_MOODS
+                    .iter()
+                    .find(|(name, _)| name == label)
+                    .map(|(_, row)| *row)
+                    .expect("every mood of a set is one of YAMNet's")
+            })
+            .collect()
+    }
+}
+
+impl std::str::FromStr for MoodSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "4" | "four" => Ok(MoodSet::Four),
+            "5" | "five" => Ok(MoodSet::Five),
+            "6" | "six" => Ok(MoodSet::Six),
+            other => Err(format!("unknown mood set `{other}` (expected 4, 5 or 6)")),
+        }
+    }
+}
 
 /// What a head makes of one window.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,12 +118,17 @@ pub struct HeadReading {
     pub probabilities: Vec<f32>,
     /// How sure the head is that the window is music at all, 0–1, when it can tell.
     pub presence: Option<f32>,
+    /// Valence and arousal, −1..1, when the head reads them itself (else `circumplex` places the
+    /// probabilities).
+    pub valence_arousal: Option<(f32, f32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
     #[error("head file {}: {reason}", .path.display())]
     Invalid { path: PathBuf, reason: String },
+    #[error("calibration file {}: {reason} (reinstall it with `{}`)", .path.display(), crate::models::INSTALL_HINT)]
+    Calibration { path: PathBuf, reason: String },
     #[error("head {name} was trained on {expected} embeddings but the backbone is {actual}")]
     WrongBackbone {
         name: String,
@@ -63,10 +147,25 @@ pub enum HeadError {
 pub trait MoodHead: Send {
     /// Label names, in the order of `HeadReading::probabilities`.
     fn labels(&self) -> &[String];
+    /// The decision group of each label, in label order: the dominant mood is chosen group first
+    /// (the group with the most probability), then the most probable label in it. Every label
+    /// is its own group, except where two labels share a quadrant of the circumplex and the
+    /// head cannot tell them apart better than by splitting it (the calibrated readout's Angry
+    /// and Scary).
+    fn groups(&self) -> Vec<usize> {
+        (0..self.labels().len()).collect()
+    }
     /// Forgets everything heard so far (LSTM state back to zero).
     fn reset(&mut self);
     /// Reads one window.
-    fn step(&mut self, window: &BackboneOutput) -> Result<HeadReading, HeadError>;
+    fn step(
+        &mut self,
+        window: &BackboneOutput,
+        cues: &WindowCues,
+    ) -> Result<HeadReading, HeadError>;
+    /// A short name for the readout, shown to users and recorded with results
+    /// (`yamnet-emotify-v1`, `yamnet-raw-5`, a head's name).
+    fn name(&self) -> String;
 }
 
 /// Softmax, computed stably, in place.
@@ -82,36 +181,84 @@ pub fn softmax(values: &mut [f32]) {
     }
 }
 
-/// The four moods from YAMNet's own AudioSet classes, and presence from its Music class.
-pub struct YamnetReadout {
-    labels: Vec<String>,
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
 }
 
-impl Default for YamnetReadout {
-    fn default() -> Self {
-        Self {
-            labels: MOODS.iter().map(|s| s.to_string()).collect(),
-        }
+/// The logit of one of YAMNet's scores (its scores are sigmoids of independent logits).
+pub fn yamnet_logit(scores: &[f32], row: usize) -> f32 {
+    let p = scores[row].clamp(1e-7, 1.0 - 1e-7);
+    (p / (1.0 - p)).ln()
+}
+
+/// Where a mood sits on Russell's circumplex: its angle, degrees, counter-clockwise from
+/// "pleasant" (valence = cos, arousal = sin). From Russell (1980), "A circumplex model of
+/// affect", the multidimensional-scaling placement of 28 affect words: happy 7.8°, excited
+/// 48.6°, angry 99.0°, afraid 116.0°, sad 207.5°, calm 316.2°; "tender" is placed with calm,
+/// "funny" with glad/happy.
+pub fn circumplex_angle(label: &str) -> Option<f32> {
+    match label.to_ascii_lowercase().as_str() {
+        "happy" | "funny" => Some(7.8),
+        "exciting" | "excited" => Some(48.6),
+        "angry" | "tense" => Some(99.0),
+        "scary" | "afraid" => Some(116.0),
+        "sad" => Some(207.5),
+        "calm" | "tender" => Some(316.2),
+        _ => None,
     }
 }
 
+/// Valence and arousal (−1..1) of mood probabilities placed on the circumplex: the
+/// probability-weighted mean of the moods' unit vectors. `None` when a label has no place on it
+/// (a user-trained head with labels of its own).
+pub fn circumplex(labels: &[String], probabilities: &[f32]) -> Option<(f32, f32)> {
+    let mut valence = 0.0;
+    let mut arousal = 0.0;
+    for (label, p) in labels.iter().zip(probabilities) {
+        let angle = circumplex_angle(label)?.to_radians();
+        valence += p * angle.cos();
+        arousal += p * angle.sin();
+    }
+    Some((valence, arousal))
+}
+
+/// YAMNet's own AudioSet mood classes, uncalibrated: a softmax over their logits.
+pub struct YamnetReadout {
+    set: MoodSet,
+    rows: Vec<usize>,
+    labels: Vec<String>,
+}
+
 impl YamnetReadout {
+    pub fn new(set: MoodSet) -> Self {
+        Self {
+            set,
+            rows: set.yamnet_rows(),
+            labels: set.labels().iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     /// The readout computed from YAMNet's 521 class scores.
-    pub fn read(scores: &[f32]) -> Result<HeadReading, HeadError> {
-        if scores.len() <= YAMNET_MOOD_ROWS[3] {
+    pub fn read(&self, scores: &[f32]) -> Result<HeadReading, HeadError> {
+        if scores.len() <= YAMNET_MOODS[5].1 {
             return Err(HeadError::NoScores);
         }
-        // The scores are sigmoids of independent logits; recover the logits and compare the
-        // four moods with a softmax, so they sum to one and keep their relative evidence.
-        let mut logits = YAMNET_MOOD_ROWS.map(|row| {
-            let p = scores[row].clamp(1e-7, 1.0 - 1e-7);
-            (p / (1.0 - p)).ln()
-        });
+        // Recover the logits and compare the moods with a softmax, so they sum to one and keep
+        // their relative evidence.
+        let mut logits: Vec<f32> = self.rows.iter().map(|&r| yamnet_logit(scores, r)).collect();
         softmax(&mut logits);
         Ok(HeadReading {
-            probabilities: logits.to_vec(),
             presence: Some(scores[YAMNET_MUSIC_ROW]),
+            valence_arousal: circumplex(&self.labels, &logits),
+            probabilities: logits,
         })
+    }
+}
+
+impl Default for YamnetReadout {
+    /// The study's four moods.
+    fn default() -> Self {
+        Self::new(MoodSet::Four)
     }
 }
 
@@ -122,8 +269,227 @@ impl MoodHead for YamnetReadout {
 
     fn reset(&mut self) {}
 
-    fn step(&mut self, window: &BackboneOutput) -> Result<HeadReading, HeadError> {
-        Self::read(window.scores.as_deref().ok_or(HeadError::NoScores)?)
+    fn step(
+        &mut self,
+        window: &BackboneOutput,
+        _cues: &WindowCues,
+    ) -> Result<HeadReading, HeadError> {
+        self.read(window.scores.as_deref().ok_or(HeadError::NoScores)?)
+    }
+
+    fn name(&self) -> String {
+        format!("yamnet-raw-{}", self.set.name())
+    }
+}
+
+/// One calibrated axis: a logistic regression over the readout's inputs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Axis {
+    /// One weight per input, in `Calibration::inputs` order (standardisation folded in).
+    pub weights: Vec<f32>,
+    pub bias: f32,
+}
+
+impl Axis {
+    /// The axis' log-odds for `inputs`.
+    pub fn logit(&self, inputs: &[f32]) -> f32 {
+        self.bias
+            + self
+                .weights
+                .iter()
+                .zip(inputs)
+                .map(|(w, x)| w * x)
+                .sum::<f32>()
+    }
+}
+
+/// The calibration file (`models/calibration/NAME.json`): the constants of the calibrated
+/// readout and where they come from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub format: String,
+    pub name: String,
+    pub backbone: BackboneKind,
+    /// `Calibration::LABELS`.
+    pub labels: Vec<String>,
+    /// `Calibration::INPUTS`: YAMNet's six mood logits, then the signal cues.
+    pub inputs: Vec<String>,
+    /// Energetic (1) against calm (0).
+    pub arousal: Axis,
+    /// Pleasant (1) against unpleasant (0).
+    pub valence: Axis,
+    /// Offsets added to YAMNet's Angry and Scary music logits before they split the energetic,
+    /// unpleasant quadrant between them.
+    pub angry_offset: f32,
+    pub scary_offset: f32,
+    /// Subtracted from the valence log-odds in the energetic half (Happy against Angry/Scary)
+    /// and in the calm half (Calm against Sad) of the circumplex: each half's own decision
+    /// point on the valence axis, fitted so that neither side of the half is favoured.
+    #[serde(default)]
+    pub energetic_offset: f32,
+    #[serde(default)]
+    pub calm_offset: f32,
+    /// Provenance, figures, citation and terms: kept and shown, never read by the readout.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Calibration {
+    pub const LABELS: [&'static str; 5] = ["Happy", "Sad", "Calm", "Angry", "Scary"];
+    /// The readout's inputs, in order.
+    pub fn input_names() -> Vec<String> {
+        YAMNET_MOODS
+            .iter()
+            .map(|(name, row)| format!("yamnet_logit:{row}:{}", name.to_ascii_lowercase()))
+            .chain(CUE_NAMES.iter().map(|c| format!("cue:{c}")))
+            .collect()
+    }
+
+    /// Reads and checks a calibration file.
+    pub fn load(path: &Path) -> Result<Self, HeadError> {
+        let text = std::fs::read_to_string(path).map_err(|e| bad_calibration(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, HeadError> {
+        let c: Calibration = serde_json::from_str(text).map_err(|e| bad_calibration(origin, e))?;
+        let problem = if c.format != CALIBRATION_FORMAT {
+            Some(format!(
+                "format `{}`, expected `{CALIBRATION_FORMAT}`",
+                c.format
+            ))
+        } else if c.backbone != BackboneKind::Yamnet {
+            Some("the calibrated readout reads YAMNet's scores".into())
+        } else if c.labels != Self::LABELS {
+            Some(format!(
+                "labels {:?}, expected {:?}",
+                c.labels,
+                Self::LABELS
+            ))
+        } else if c.inputs != Self::input_names() {
+            Some(format!(
+                "inputs {:?}, expected {:?}",
+                c.inputs,
+                Self::input_names()
+            ))
+        } else if c.arousal.weights.len() != c.inputs.len()
+            || c.valence.weights.len() != c.inputs.len()
+        {
+            Some("each axis needs one weight per input".into())
+        } else if c
+            .arousal
+            .weights
+            .iter()
+            .chain(&c.valence.weights)
+            .chain([
+                &c.arousal.bias,
+                &c.valence.bias,
+                &c.angry_offset,
+                &c.scary_offset,
+                &c.energetic_offset,
+                &c.calm_offset,
+            ])
+            .any(|v| !v.is_finite())
+        {
+            Some("a constant is not a finite number".into())
+        } else {
+            None
+        };
+        match problem {
+            Some(reason) => Err(bad_calibration(origin, reason)),
+            None => Ok(c),
+        }
+    }
+
+    /// The readout's inputs for one window: YAMNet's six mood logits, then the cues.
+    pub fn inputs_of(scores: &[f32], cues: &WindowCues) -> Result<[f32; 10], HeadError> {
+        if scores.len() <= YAMNET_MOODS[5].1 {
+            return Err(HeadError::NoScores);
+        }
+        let mut x = [0.0f32; 10];
+        for (slot, (_, row)) in x.iter_mut().zip(YAMNET_MOODS) {
+            *slot = yamnet_logit(scores, row);
+        }
+        x[6..].copy_from_slice(&cues.values());
+        Ok(x)
+    }
+
+    /// The five mood probabilities, valence and arousal of one window's inputs.
+    ///
+    /// Arousal `a` is the arousal axis' probability; the valence axis' log-odds, less each
+    /// half's offset, give `v` in the energetic half and `v′` in the calm half. The energetic
+    /// half splits into Happy `a·v` and the tense quadrant `a·(1 − v)` (Angry and Scary by their
+    /// logits), the calm half into Calm `(1 − a)·v′` and Sad `(1 − a)·(1 − v′)`. Valence is
+    /// reported as the probability of the pleasant side, `a·v + (1 − a)·v′`, mapped to −1..1;
+    /// arousal as `2a − 1`.
+    pub fn read(&self, x: &[f32; 10]) -> ([f32; 5], f32, f32) {
+        let arousal = sigmoid(self.arousal.logit(x));
+        let valence_logit = self.valence.logit(x);
+        let valence = sigmoid(valence_logit - self.energetic_offset);
+        let calm_valence = sigmoid(valence_logit - self.calm_offset);
+        // Inputs 4 and 5 are the Angry and Scary music logits.
+        let angry_share = sigmoid((x[4] + self.angry_offset) - (x[5] + self.scary_offset));
+        let tense = arousal * (1.0 - valence);
+        let probabilities = [
+            arousal * valence,
+            (1.0 - arousal) * (1.0 - calm_valence),
+            (1.0 - arousal) * calm_valence,
+            tense * angry_share,
+            tense * (1.0 - angry_share),
+        ];
+        let pleasant = arousal * valence + (1.0 - arousal) * calm_valence;
+        (probabilities, 2.0 * pleasant - 1.0, 2.0 * arousal - 1.0)
+    }
+}
+
+/// YAMNet's mood logits and the signal cues, read on calibrated valence and arousal axes.
+pub struct CalibratedReadout {
+    calibration: Arc<Calibration>,
+    labels: Vec<String>,
+}
+
+impl CalibratedReadout {
+    pub fn new(calibration: Arc<Calibration>) -> Self {
+        Self {
+            labels: calibration.labels.clone(),
+            calibration,
+        }
+    }
+
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+}
+
+impl MoodHead for CalibratedReadout {
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Angry and Scary share the energetic, unpleasant quadrant.
+    fn groups(&self) -> Vec<usize> {
+        vec![0, 1, 2, 3, 3]
+    }
+
+    fn reset(&mut self) {}
+
+    fn step(
+        &mut self,
+        window: &BackboneOutput,
+        cues: &WindowCues,
+    ) -> Result<HeadReading, HeadError> {
+        let scores = window.scores.as_deref().ok_or(HeadError::NoScores)?;
+        let x = Calibration::inputs_of(scores, cues)?;
+        let (probabilities, valence, arousal) = self.calibration.read(&x);
+        Ok(HeadReading {
+            probabilities: probabilities.to_vec(),
+            presence: Some(scores[YAMNET_MUSIC_ROW]),
+            valence_arousal: Some((valence, arousal)),
+        })
+    }
+
+    fn name(&self) -> String {
+        self.calibration.name.clone()
     }
 }
 
@@ -169,6 +535,13 @@ pub struct TrainedHead {
     graph: Arc<HeadGraph>,
     h: Option<Tensor>,
     c: Option<Tensor>,
+}
+
+fn bad_calibration(path: &Path, reason: impl std::fmt::Display) -> HeadError {
+    HeadError::Calibration {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> HeadError {
@@ -356,7 +729,15 @@ impl MoodHead for TrainedHead {
         }
     }
 
-    fn step(&mut self, window: &BackboneOutput) -> Result<HeadReading, HeadError> {
+    fn name(&self) -> String {
+        self.graph.metadata.name.clone()
+    }
+
+    fn step(
+        &mut self,
+        window: &BackboneOutput,
+        _cues: &WindowCues,
+    ) -> Result<HeadReading, HeadError> {
         let m = &self.graph.metadata;
         let fail = |e: TractError| HeadError::Inference(format!("{e:#}"));
         if window.embedding.len() != m.embedding_dim {
@@ -392,6 +773,7 @@ impl MoodHead for TrainedHead {
             self.c = Some(outputs[c_at].clone().into_tensor());
         }
         Ok(HeadReading {
+            valence_arousal: circumplex(&m.labels, &probabilities),
             probabilities,
             presence: None,
         })
@@ -413,20 +795,25 @@ mod tests {
     #[test]
     fn readout_picks_the_strongest_mood_and_reports_music() {
         let mut scores = vec![0.01f32; 521];
-        scores[YAMNET_MOOD_ROWS[2]] = 0.6; // Angry music
-        scores[YAMNET_MOOD_ROWS[0]] = 0.1;
+        scores[275] = 0.6; // Angry music
+        scores[271] = 0.1;
         scores[YAMNET_MUSIC_ROW] = 0.9;
-        let r = YamnetReadout::read(&scores).unwrap();
-        let best = r
-            .probabilities
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap()
-            .0;
-        assert_eq!(MOODS[best], "Angry");
-        assert_eq!(r.presence, Some(0.9));
-        assert!((r.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        for set in [MoodSet::Four, MoodSet::Five, MoodSet::Six] {
+            let r = YamnetReadout::new(set).read(&scores).unwrap();
+            let best = r
+                .probabilities
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            assert_eq!(set.labels()[best], "Angry");
+            assert_eq!(r.presence, Some(0.9));
+            assert_eq!(r.probabilities.len(), set.labels().len());
+            assert!((r.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            let (valence, arousal) = r.valence_arousal.unwrap();
+            assert!(valence < 0.0 && arousal > 0.5, "{valence} {arousal}");
+        }
     }
 
     #[test]
@@ -436,6 +823,100 @@ mod tests {
             embedding: vec![0.0; 128],
             scores: None,
         };
-        assert!(matches!(head.step(&window), Err(HeadError::NoScores)));
+        assert!(matches!(
+            head.step(&window, &WindowCues::default()),
+            Err(HeadError::NoScores)
+        ));
+    }
+
+    #[test]
+    fn the_circumplex_places_each_mood_in_its_quadrant() {
+        let labels: Vec<String> = MoodSet::Six
+            .labels()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let quadrant = |mood: &str| {
+            let p: Vec<f32> = labels.iter().map(|l| f32::from(l == mood)).collect();
+            let (v, a) = circumplex(&labels, &p).unwrap();
+            (v > 0.0, a > 0.0)
+        };
+        assert_eq!(quadrant("Happy"), (true, true));
+        assert_eq!(quadrant("Exciting"), (true, true));
+        assert_eq!(quadrant("Angry"), (false, true));
+        assert_eq!(quadrant("Scary"), (false, true));
+        assert_eq!(quadrant("Sad"), (false, false));
+        assert_eq!(quadrant("Calm"), (true, false));
+        assert_eq!(circumplex(&["Jazzy".to_string()], &[1.0]), None);
+    }
+
+    fn calibration(arousal_bias: f32, valence_bias: f32) -> Calibration {
+        Calibration {
+            format: CALIBRATION_FORMAT.into(),
+            name: "test".into(),
+            backbone: BackboneKind::Yamnet,
+            labels: Calibration::LABELS.iter().map(|s| s.to_string()).collect(),
+            inputs: Calibration::input_names(),
+            arousal: Axis {
+                weights: vec![0.0; 10],
+                bias: arousal_bias,
+            },
+            valence: Axis {
+                weights: vec![0.0; 10],
+                bias: valence_bias,
+            },
+            angry_offset: 0.0,
+            scary_offset: 0.0,
+            energetic_offset: 0.0,
+            calm_offset: 0.0,
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_calibrated_readout_is_the_product_of_its_axes() {
+        let x = [0.0f32; 10];
+        // Energetic and unpleasant: the tense quadrant, shared by Angry and Scary (equal logits).
+        let (p, valence, arousal) = calibration(2.0, -2.0).read(&x);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[3] - p[4]).abs() < 1e-6 && p[3] + p[4] > 0.7, "{p:?}");
+        assert!(valence < -0.7 && arousal > 0.7);
+        // Calm and pleasant: Calm.
+        let (p, valence, arousal) = calibration(-2.0, 2.0).read(&x);
+        assert!(p[2] > 0.7 && valence > 0.7 && arousal < -0.7, "{p:?}");
+        // Calm and unpleasant: Sad.
+        let (p, ..) = calibration(-2.0, -2.0).read(&x);
+        assert!(p[1] > 0.7, "{p:?}");
+        // Slightly pleasant and calm is Calm, unless Calm must clear an offset: then Sad; the
+        // energetic half does not move.
+        let mut c = calibration(-2.0, 0.5);
+        let (before, ..) = c.read(&x);
+        c.calm_offset = 1.0;
+        let (after, valence, _) = c.read(&x);
+        assert!(
+            before[2] > before[1] && after[1] > after[2],
+            "{before:?} {after:?}"
+        );
+        assert!((before[0] - after[0]).abs() < 1e-7 && (before[3] - after[3]).abs() < 1e-7);
+        assert!((after.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(valence < 0.0, "{valence}");
+    }
+
+    #[test]
+    fn a_calibration_file_is_checked_before_use() {
+        let good = serde_json::to_string(&calibration(0.0, 0.0)).unwrap();
+        let origin = Path::new("cal.json");
+        assert!(Calibration::parse(&good, origin).is_ok());
+        let mut wrong = calibration(0.0, 0.0);
+        wrong.valence.weights.pop();
+        let err = Calibration::parse(&serde_json::to_string(&wrong).unwrap(), origin).unwrap_err();
+        assert!(err.to_string().contains("one weight per input"), "{err}");
+        let err = Calibration::parse("{\"format\": 3}", origin).unwrap_err();
+        assert!(
+            err.to_string().starts_with("calibration file cal.json"),
+            "{err}"
+        );
+        let nan = good.replacen("\"bias\":0.0", "\"bias\":1e99", 1);
+        assert!(Calibration::parse(&nan, origin).is_err());
     }
 }

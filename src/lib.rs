@@ -14,6 +14,7 @@
 //! numbers.
 
 pub mod backbone;
+pub mod cues;
 pub mod editor;
 pub mod engine;
 pub mod features;

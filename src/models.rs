@@ -15,6 +15,10 @@ pub const VGGISH_ONNX: &str = "vggish.onnx";
 /// VGGish PCA whitening parameters (`pca_means`, `pca_eigen_vectors`).
 pub const VGGISH_PCA: &str = "vggish_pca_params.npz";
 
+/// The calibration of the default (YAMNet, five-mood) readout: fitted on listener-labelled
+/// music, installed from the repository's `models/calibration/`.
+pub const CALIBRATION: &str = "calibration/yamnet-emotify.json";
+
 /// The command that installs the model files, quoted in error messages.
 pub const INSTALL_HINT: &str = "cargo xtask install-models";
 

@@ -13,9 +13,9 @@
 //!   `PREFIX/<label>` (float 0–1, one per label: `/moodscope/happy`, `/moodscope/sad`, …; the
 //!   label lowercased, anything but `a-z 0-9 _ -` replaced by `_`, so a trained head's own labels
 //!   get their own addresses), `PREFIX/dominant` (string: the dominant label as in its address,
-//!   or `none` when there is no music), `PREFIX/confidence` (float 0–1) and `PREFIX/presence`
-//!   (float 0–1), then `PREFIX/valence` and `PREFIX/arousal` (floats −1 to 1) for a head that
-//!   gives them;
+//!   or `none` when there is no music or the verdict is uncertain), `PREFIX/confidence` (float
+//!   0–1), `PREFIX/presence` (float 0–1), `PREFIX/valence` and `PREFIX/arousal` (floats −1..1,
+//!   when the head reads them) and `PREFIX/state` (string: `mood`, `uncertain` or `no-music`);
 //! - `Published::set_outputs_status`: what is wrong with the settings, one problem per line
 //!   ("" when nothing is), for the editor. A bad setting turns off only what it concerns: a
 //!   malformed prefix or a host that cannot be found stops OSC (audio, analysis and MIDI go on),
@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::plugin::params::{MidiSettings, MoodscopeParams, OscSettings, MOOD_CCS};
-use crate::plugin::realtime::{cc_plan, CcRoute, DOMINANT_SLOT, PRESENCE_SLOT};
+use crate::plugin::realtime::{
+    cc_plan, CcRoute, AROUSAL_SLOT, DOMINANT_SLOT, PRESENCE_SLOT, VALENCE_SLOT,
+};
 use crate::plugin::shared::{MoodSnapshot, Published};
 
 /// Wait before trying again a host that could not be resolved.
@@ -86,6 +88,8 @@ pub fn midi_problems(settings: &MidiSettings, labels: &[String]) -> Vec<String> 
     let name = |slot: usize| match slot {
         DOMINANT_SLOT => "the dominant mood".to_owned(),
         PRESENCE_SLOT => "music presence".to_owned(),
+        VALENCE_SLOT => "valence".to_owned(),
+        AROUSAL_SLOT => "arousal".to_owned(),
         mood => labels
             .get(mood)
             .cloned()
@@ -140,8 +144,7 @@ pub fn address_name(label: &str, index: usize) -> String {
         .collect();
     if name.is_empty() {
         format!("mood{}", index + 1)
-    } else if ["dominant", "confidence", "presence", "valence", "arousal"].contains(&name.as_str())
-    {
+    } else if RESERVED_ADDRESSES.contains(&name.as_str()) {
         // A label may not take the address of the other values.
         format!("mood_{name}")
     } else {
@@ -186,6 +189,16 @@ pub fn check_prefix(prefix: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// Addresses of the values that are not moods; a label may not take them.
+const RESERVED_ADDRESSES: [&str; 6] = [
+    "dominant",
+    "confidence",
+    "presence",
+    "valence",
+    "arousal",
+    "state",
+];
+
 /// The OSC messages for one mood.
 pub fn osc_messages(prefix: &str, snapshot: &MoodSnapshot, labels: &[String]) -> Vec<OscMessage> {
     let names: Vec<String> = (0..snapshot.labels)
@@ -223,6 +236,15 @@ pub fn osc_messages(prefix: &str, snapshot: &MoodSnapshot, labels: &[String]) ->
             });
         }
     }
+    let state = match (snapshot.dominant, snapshot.uncertain) {
+        (Some(_), _) => "mood",
+        (None, true) => "uncertain",
+        (None, false) => "no-music",
+    };
+    messages.push(OscMessage {
+        addr: format!("{prefix}/state"),
+        args: vec![OscType::String(state.to_owned())],
+    });
     messages
 }
 
@@ -512,10 +534,11 @@ mod tests {
         );
         assert_eq!(published.outputs_status(), "");
 
-        for (window, (p, dominant)) in [
-            ([0.1f32, 0.6, 0.2, 0.1], Some(1)),
-            ([0.7, 0.1, 0.1, 0.1], Some(0)),
-            ([0.25, 0.25, 0.25, 0.25], None),
+        for (window, (p, dominant, uncertain)) in [
+            ([0.1f32, 0.6, 0.2, 0.1], Some(1), false),
+            ([0.7, 0.1, 0.1, 0.1], Some(0), false),
+            ([0.25, 0.25, 0.25, 0.25], None, false),
+            ([0.3, 0.28, 0.22, 0.2], None, true),
         ]
         .into_iter()
         .enumerate()
@@ -523,16 +546,17 @@ mod tests {
             published.publish(&MoodUpdate {
                 probabilities: &p,
                 dominant,
+                uncertain,
                 confidence: dominant.map_or(0.0, |d| p[d]),
+                valence: Some(0.5 - window as f32 * 0.25),
+                arousal: Some(-0.5),
                 presence: 0.3 + window as f32 * 0.1,
-                valence: None,
-                arousal: None,
                 window: window as u64,
                 audio_end_seconds: 0.0,
             });
             outputs.poll(&params, &published);
             outputs.poll(&params, &published); // nothing new: nothing sent
-            let got = receive(&receiver, 8);
+            let got = receive(&receiver, 11);
             let snapshot = published.read().unwrap();
             let expected = osc_messages("/moodscope", &snapshot, &labels());
             assert_eq!(got, expected);
@@ -546,7 +570,10 @@ mod tests {
                     "/moodscope/scary",
                     "/moodscope/dominant",
                     "/moodscope/confidence",
-                    "/moodscope/presence"
+                    "/moodscope/presence",
+                    "/moodscope/valence",
+                    "/moodscope/arousal",
+                    "/moodscope/state"
                 ]
             );
             for (m, &v) in got.iter().zip(&p) {
@@ -558,6 +585,14 @@ mod tests {
                 .unwrap_or("none");
             assert_eq!(got[4].args, [OscType::String(dominant_name.to_owned())]);
             assert_eq!(got[6].args, [OscType::Float(snapshot.presence)]);
+            assert_eq!(got[7].args, [OscType::Float(0.5 - window as f32 * 0.25)]);
+            assert_eq!(got[8].args, [OscType::Float(-0.5)]);
+            let state = match (dominant, uncertain) {
+                (Some(_), _) => "mood",
+                (None, true) => "uncertain",
+                (None, false) => "no-music",
+            };
+            assert_eq!(got[9].args, [OscType::String(state.to_owned())]);
         }
         assert!(
             receive(&receiver, 1).is_empty(),
@@ -572,38 +607,7 @@ mod tests {
         assert_eq!(address_name("", 2), "mood3");
         assert_eq!(address_name("Presence", 3), "mood_presence");
         assert_eq!(address_name("Valence", 4), "mood_valence");
-    }
-
-    #[test]
-    fn valence_and_arousal_go_out_only_when_the_head_gives_them() {
-        let mut snapshot = MoodSnapshot {
-            sequence: 1,
-            labels: 2,
-            ..MoodSnapshot::default()
-        };
-        let labels = ["Calm", "Tense"].map(String::from).to_vec();
-        let addrs = |s: &MoodSnapshot| -> Vec<String> {
-            osc_messages("/m", s, &labels)
-                .into_iter()
-                .map(|m| m.addr)
-                .collect()
-        };
-        assert_eq!(
-            addrs(&snapshot),
-            [
-                "/m/calm",
-                "/m/tense",
-                "/m/dominant",
-                "/m/confidence",
-                "/m/presence"
-            ]
-        );
-        snapshot.valence = Some(-0.5);
-        snapshot.arousal = Some(0.25);
-        let messages = osc_messages("/m", &snapshot, &labels);
-        assert_eq!(messages[5].addr, "/m/valence");
-        assert_eq!(messages[5].args, [OscType::Float(-0.5)]);
-        assert_eq!(messages[6].addr, "/m/arousal");
+        assert_eq!(address_name("state", 5), "mood_state");
     }
 
     #[test]
@@ -661,10 +665,11 @@ mod tests {
             published.publish(&MoodUpdate {
                 probabilities: &[0.1, 0.6, 0.2, 0.1],
                 dominant: Some(1),
+                uncertain: false,
                 confidence: 0.6,
-                presence: 0.9,
                 valence: None,
                 arousal: None,
+                presence: 0.9,
                 window,
                 audio_end_seconds: 0.0,
             });
@@ -676,6 +681,8 @@ mod tests {
             status.contains("nothing is listening at 127.0.0.1"),
             "{status}"
         );
+        // The moods still reach the read-outs.
+        assert_eq!(params.out_mood_2.value(), 0.6);
 
         // A network that cannot be reached (a TEST-NET-1 address with no route, or a
         // refusal from a firewall): reported either way, never a hang.

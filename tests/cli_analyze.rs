@@ -49,22 +49,39 @@ struct Row {
     file: String,
     start: f64,
     end: f64,
-    moods: [f64; 4],
-    dominant: String,
+    moods: Vec<f64>,
+    valence: Option<f64>,
+    arousal: Option<f64>,
     presence: f64,
+    dominant: String,
+    /// The plugin's verdict at the window's end: a label, "uncertain" or "none".
+    mood: String,
+    confidence: f64,
 }
 
-fn parse_csv(stdout: &[u8]) -> Vec<Row> {
+/// The CSV's mood labels (between `end` and `valence` in the header) and its rows.
+fn parse_csv_with_labels(stdout: &[u8]) -> (Vec<String>, Vec<Row>) {
     let text = String::from_utf8(stdout.to_vec()).expect("utf-8 CSV");
     let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let k = header.len() - 10;
+    assert_eq!(header[..3], ["file", "start", "end"]);
     assert_eq!(
-        lines.next(),
-        Some("file,start,end,happy,sad,angry,scary,dominant,presence")
+        header[3 + k..],
+        [
+            "valence",
+            "arousal",
+            "presence",
+            "dominant",
+            "mood",
+            "confidence"
+        ]
     );
-    lines
+    let labels: Vec<String> = header[3..3 + k].iter().map(|s| s.to_string()).collect();
+    let rows = lines
         .map(|line| {
             let f: Vec<&str> = line
-                .rsplitn(9, ',')
+                .rsplitn(k + 9 + 1, ',')
                 .collect::<Vec<_>>()
                 .into_iter()
                 .rev()
@@ -73,16 +90,26 @@ fn parse_csv(stdout: &[u8]) -> Vec<Row> {
                 s.parse::<f64>()
                     .unwrap_or_else(|e| panic!("{s}: {e} in {line}"))
             };
+            let optional = |s: &str| (!s.is_empty()).then(|| num(s));
             Row {
                 file: f[0].to_string(),
                 start: num(f[1]),
                 end: num(f[2]),
-                moods: [num(f[3]), num(f[4]), num(f[5]), num(f[6])],
-                dominant: f[7].to_string(),
-                presence: num(f[8]),
+                moods: f[3..3 + k].iter().map(|s| num(s)).collect(),
+                valence: optional(f[3 + k]),
+                arousal: optional(f[4 + k]),
+                presence: num(f[5 + k]),
+                dominant: f[6 + k].to_string(),
+                mood: f[7 + k].to_string(),
+                confidence: num(f[8 + k]),
             }
         })
-        .collect()
+        .collect();
+    (labels, rows)
+}
+
+fn parse_csv(stdout: &[u8]) -> Vec<Row> {
+    parse_csv_with_labels(stdout).1
 }
 
 #[test]
@@ -97,7 +124,9 @@ fn real_music_gives_a_timeline_of_moods() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "analyze failed: {stderr}");
-    let rows = parse_csv(&out.stdout);
+    let (labels, rows) = parse_csv_with_labels(&out.stdout);
+    // The default readout: five moods, Angry and Scary sharing the tense quadrant.
+    assert_eq!(labels, ["happy", "sad", "calm", "angry", "scary"]);
     // The piece is 48 s long; YAMNet windows are 0.975 s every 0.48 s.
     assert!(rows.len() > 95, "{} windows", rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -114,16 +143,40 @@ fn real_music_gives_a_timeline_of_moods() {
             "row {i}: probabilities sum to {sum}"
         );
         assert!(row.moods.iter().all(|p| (0.0..=1.0).contains(p)));
-        // Below the presence threshold (0.3) a window has no dominant mood: "none".
-        let argmax = (0..4)
-            .max_by(|&a, &b| row.moods[a].total_cmp(&row.moods[b]))
-            .unwrap();
-        let expected = if row.presence < 0.3 {
-            "none"
-        } else {
-            ["happy", "sad", "angry", "scary"][argmax]
+        // Below the presence threshold (0.3) a window has no dominant mood: "none". Otherwise
+        // the quadrant first (Angry + Scary together), then the larger of the two.
+        let quadrants = [
+            row.moods[0],
+            row.moods[1],
+            row.moods[2],
+            row.moods[3] + row.moods[4],
+        ];
+        let argmax = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+        let expected = match argmax(&quadrants) {
+            _ if row.presence < 0.3 => "none",
+            3 if row.moods[4] > row.moods[3] => "scary",
+            3 => "angry",
+            q => ["happy", "sad", "calm"][q],
         };
         assert_eq!(row.dominant, expected, "row {i}: {row:?}");
+        // Valence and arousal are the calibrated axes: Happy is the pleasant, energetic quadrant.
+        let (valence, arousal) = (row.valence.unwrap(), row.arousal.unwrap());
+        let happy = (1.0 + valence) / 2.0 * (1.0 + arousal) / 2.0;
+        assert!((happy - row.moods[0]).abs() < 1e-5, "row {i}: {row:?}");
+        assert!(
+            [
+                "happy",
+                "sad",
+                "calm",
+                "angry",
+                "scary",
+                "uncertain",
+                "none"
+            ]
+            .contains(&row.mood.as_str()),
+            "row {i}: {row:?}"
+        );
+        assert!((0.0..=1.0).contains(&row.confidence));
     }
     // Two threads pipeline the analysis (the front end cuts the next block's windows while the
     // backbone embeds this one's); one thread does not: the same numbers, byte for byte.
@@ -146,7 +199,7 @@ fn real_music_gives_a_timeline_of_moods() {
         "music presence on music averages {presence}"
     );
     assert!(
-        stderr.contains("dominant") && stderr.contains("mean"),
+        stderr.contains("mood: ") && stderr.contains("mean") && stderr.contains("valence"),
         "no summary: {stderr}"
     );
 }
@@ -180,14 +233,102 @@ fn json_output_to_a_file_with_a_summary() {
     assert_eq!(doc["backbone"], "yamnet");
     assert_eq!(
         doc["labels"],
-        serde_json::json!(["Happy", "Sad", "Angry", "Scary"])
+        serde_json::json!(["Happy", "Sad", "Calm", "Angry", "Scary"])
     );
+    assert_eq!(doc["readout"], "yamnet-emotify-v1");
     let file = &doc["files"][0];
     let windows = file["windows"].as_array().expect("windows");
     // 6 s at a 0.96 s hop: 1 + (599 - 96) / 96 = 6 windows.
     assert_eq!(windows.len(), 6, "{file}");
     assert_eq!(file["sample_rate"], 44_100);
-    assert!(file["summary"].is_object(), "{file}");
+    for w in windows {
+        assert!(
+            w["valence"].as_f64().is_some() && w["arousal"].as_f64().is_some(),
+            "{w}"
+        );
+        assert!(w["mood"].is_string(), "{w}");
+    }
+    let summary = &file["summary"];
+    assert!(summary["mood"].is_string(), "{summary}");
+    assert!(summary["valence"].as_f64().is_some(), "{summary}");
+    assert!(summary["arousal"].as_f64().is_some(), "{summary}");
+    assert_eq!(summary["dominant_share"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn every_mood_set_and_the_uncalibrated_readout_follow_their_labels() {
+    let models = models();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = music_excerpt(dir.path());
+    for (args, labels) in [
+        (vec!["--moods", "4"], vec!["happy", "sad", "angry", "scary"]),
+        (
+            vec!["--moods", "6"],
+            vec!["happy", "sad", "calm", "exciting", "angry", "scary"],
+        ),
+        (
+            vec!["--uncalibrated"],
+            vec!["happy", "sad", "calm", "angry", "scary"],
+        ),
+    ] {
+        let mut all = vec![os("analyze"), os("--models"), models.as_os_str()];
+        all.extend(args.iter().map(|a| os(a)));
+        all.push(wav.as_os_str());
+        let out = moodscope(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (header, rows) = parse_csv_with_labels(&out.stdout);
+        assert_eq!(header, labels, "{args:?}");
+        for row in &rows {
+            assert!(
+                (row.moods.iter().sum::<f64>() - 1.0).abs() < 1e-4,
+                "{row:?}"
+            );
+            // The raw readouts place their moods on the circumplex for valence and arousal.
+            assert!(row.valence.is_some() && row.arousal.is_some(), "{row:?}");
+            let dominant = row.dominant.as_str();
+            assert!(dominant == "none" || labels.contains(&dominant), "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_calibration_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = music_excerpt(dir.path());
+    let partial = dir.path().join("models");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(models().join("yamnet.onnx"), partial.join("yamnet.onnx")).unwrap();
+    let out = moodscope(&[
+        os("analyze"),
+        os("--models"),
+        partial.as_os_str(),
+        wav.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("calibration/yamnet-emotify.json")
+            && stderr.contains("cargo xtask install-models"),
+        "{stderr}"
+    );
+    // Without the calibration, the uncalibrated readout still works.
+    let out = moodscope(&[
+        os("analyze"),
+        os("--uncalibrated"),
+        os("--models"),
+        partial.as_os_str(),
+        wav.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

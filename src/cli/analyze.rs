@@ -12,8 +12,9 @@ use super::report::{self, Summary};
 use super::{hop_frames, parse_backbone, report_error, Outcome};
 use crate::backbone::BackboneKind;
 use crate::decode::{AudioReader, DecodeError};
-use crate::engine::{Analyser, AnalyserConfig, EngineError, HeadChoice, WindowReading};
+use crate::engine::{Analyser, AnalyserConfig, EngineError, HeadChoice, MoodState, WindowReading};
 use crate::features;
+use crate::head::MoodSet;
 use crate::models::ModelDir;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,9 +40,16 @@ pub struct AnalyzeArgs {
     /// Seconds between window starts (default: 0.48 for YAMNet, 0.96 for VGGish).
     #[arg(long, value_name = "SECONDS")]
     hop: Option<f64>,
-    /// A head written by `moodscope train` (its .json file); default: YAMNet's own mood classes,
-    /// or the shipped AudioSet LSTM head for VGGish.
-    #[arg(long, value_name = "HEAD.json")]
+    /// Moods to name: 5 (Happy, Sad, Calm, Angry, Scary: YAMNet's mood classes calibrated on
+    /// listener-labelled music, the default), 4 (the study's Happy, Sad, Angry, Scary) or 6
+    /// (AudioSet's Happy, Sad, Calm, Exciting, Angry, Scary).
+    #[arg(long, default_value = "5", value_name = "4|5|6")]
+    moods: MoodSet,
+    /// Read YAMNet's own mood classes as they are, without the calibration.
+    #[arg(long)]
+    uncalibrated: bool,
+    /// A head written by `moodscope train` (its .json file), instead of the mood set's readout.
+    #[arg(long, value_name = "HEAD.json", conflicts_with = "uncalibrated")]
     head: Option<PathBuf>,
     /// Threads running the backbone.
     #[arg(long, default_value_t = 2)]
@@ -63,10 +71,12 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     let config = |input_rate| AnalyserConfig {
         input_rate,
         backbone: args.backbone,
-        head: args
-            .head
-            .clone()
-            .map_or(HeadChoice::Default, HeadChoice::File),
+        head: match (&args.head, args.uncalibrated) {
+            (Some(path), _) => HeadChoice::File(path.clone()),
+            (None, true) => HeadChoice::Uncalibrated,
+            (None, false) => HeadChoice::Default,
+        },
+        moods: args.moods,
         hop_frames: hop,
     };
     // Load the model once, before any file: a missing model is one message, not one per file.
@@ -79,6 +89,12 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         }
     };
     let labels = first.labels().to_vec();
+    let groups = first.groups().to_vec();
+    let hop_seconds = first.config().hop_seconds();
+    let readout = first.readout_name();
+    if let Some(note) = first.note() {
+        eprintln!("moodscope: note: {note}");
+    }
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
@@ -90,7 +106,7 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut failed = false;
-    let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Summary)> = Vec::new();
+    let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Vec<MoodState>, Summary)> = Vec::new();
     if args.format == Format::Csv {
         if let Err(e) = report::write_csv_header(&mut out, &labels) {
             eprintln!("moodscope: cannot write the output: {e}");
@@ -119,33 +135,43 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
             report_error(path, problem);
             failed = true;
         }
-        let summary = Summary::of(&readings, labels.len());
+        let verdicts = report::verdicts(&readings, &groups, hop_seconds);
+        let summary = Summary::of(&readings, &verdicts, &labels, &groups);
         eprintln!("{}: {}", path.display(), summary.describe(&labels));
         match args.format {
             Format::Csv => {
-                if let Err(e) =
-                    report::write_csv_rows(&mut out, &path.to_string_lossy(), &labels, &readings)
-                {
+                if let Err(e) = report::write_csv_rows(
+                    &mut out,
+                    &path.to_string_lossy(),
+                    &labels,
+                    &groups,
+                    &readings,
+                    &verdicts,
+                ) {
                     eprintln!("moodscope: cannot write the output: {e}");
                     return Outcome::Failed;
                 }
             }
-            Format::Json => analysed.push((path.clone(), sample_rate, readings, summary)),
+            Format::Json => analysed.push((path.clone(), sample_rate, readings, verdicts, summary)),
         }
     }
     if args.format == Format::Json {
         let files: Vec<report::JsonFile> = analysed
             .iter()
-            .map(|(path, sample_rate, readings, summary)| report::JsonFile {
-                file: path.to_string_lossy().into_owned(),
-                sample_rate: *sample_rate,
-                windows: report::json_windows(&labels, readings),
-                summary,
-            })
+            .map(
+                |(path, sample_rate, readings, verdicts, summary)| report::JsonFile {
+                    file: path.to_string_lossy().into_owned(),
+                    sample_rate: *sample_rate,
+                    windows: report::json_windows(&labels, &groups, readings, verdicts),
+                    summary,
+                },
+            )
             .collect();
         let doc = serde_json::json!({
             "backbone": args.backbone.name(),
             "head": args.head.as_ref().map_or("default".to_string(), |h| h.display().to_string()),
+            "readout": readout,
+            "hop_seconds": hop_seconds,
             "labels": labels,
             "files": files,
         });

@@ -10,7 +10,7 @@ mod analyze;
 mod eval_cmd;
 mod features_cmd;
 mod models_cmd;
-mod report;
+pub mod report;
 mod train_cmd;
 
 use std::path::PathBuf;

@@ -4,13 +4,16 @@
 //! (what to build: backbone, head, hop) and `SmoothingSettings` (how to smooth), read by the
 //! worker whenever it looks — parameters are atomics, so any thread may read them.
 //!
-//! Sensitivity maps onto the smoother's two thresholds, linearly, so that 50 % is the engine's
-//! default (`SmoothingSettings::default()`: hysteresis 0.10, presence threshold 0.30):
+//! Sensitivity maps onto the smoother's thresholds, linearly, so that 50 % is the engine's
+//! default (`SmoothingSettings::default()`):
 //! - hysteresis (how far a challenger must lead the dominant mood to replace it) = 0.2 × (1 − s);
-//! - presence threshold (below which there is "no music" and no dominant mood) = 0.6 × (1 − s).
+//! - presence threshold (below which there is "no music" and no dominant mood) = 0.6 × (1 − s);
+//! - least lead of the dominant mood over the next (below it: "uncertain") = 0.04 × (1 − s);
+//! - least share of the recent windows agreeing with it (below it: "uncertain") = 1 − s.
 //!
-//! At 100 % the dominant mood follows every change and is reported whenever there is any sound;
-//! at 0 % a mood needs a 0.2 lead to take over and presence must reach 0.6.
+//! At 100 % the dominant mood follows every change, is never "uncertain" and is reported
+//! whenever there is any sound; at 0 % a mood needs a 0.2 lead to take over, a 0.04 lead and every
+//! recent window behind it to be named, and presence must reach 0.6.
 //!
 //! Outputs (`realtime::MidiOut`, `crate::outputs`): MIDI CC settings are parameters (atomics, read
 //! by `process()` on the audio thread); the OSC host and address prefix are text, so they are
@@ -44,6 +47,7 @@ use nice_plug::prelude::*;
 
 use crate::backbone::BackboneKind;
 use crate::engine::{HeadChoice, SmoothingSettings};
+use crate::head::MoodSet;
 
 /// Which backbone listens.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,13 +100,45 @@ impl HopParam {
     }
 }
 
+/// Which moods the analysis names.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoodSetParam {
+    /// Happy, Sad, Calm, Angry, Scary: every quadrant of the circumplex (YAMNet, calibrated).
+    #[id = "five"]
+    #[name = "Five (with Calm)"]
+    Five,
+    /// The study's Happy, Sad, Angry, Scary.
+    #[id = "four"]
+    #[name = "Four (the study's)"]
+    Four,
+    /// AudioSet's Happy, Sad, Calm, Exciting, Angry, Scary.
+    #[id = "six"]
+    #[name = "Six (AudioSet)"]
+    Six,
+}
+
+impl MoodSetParam {
+    pub fn set(self) -> MoodSet {
+        match self {
+            MoodSetParam::Four => MoodSet::Four,
+            MoodSetParam::Five => MoodSet::Five,
+            MoodSetParam::Six => MoodSet::Six,
+        }
+    }
+}
+
 /// Which head reads the embeddings.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeadParam {
-    /// YAMNet's own mood classes, or the shipped AudioSet LSTM head for VGGish.
+    /// The mood set's recommended readout: calibrated on listener-labelled music for five moods
+    /// with YAMNet, YAMNet's own classes for four or six, the shipped AudioSet heads for VGGish.
     #[id = "default"]
-    #[name = "Default"]
+    #[name = "Recommended"]
     Default,
+    /// YAMNet's own mood classes, without the calibration.
+    #[id = "uncalibrated"]
+    #[name = "Uncalibrated"]
+    Uncalibrated,
     /// The head file saved with the session (`head-file`).
     #[id = "file"]
     #[name = "Head file"]
@@ -122,9 +158,9 @@ pub enum MidiResolution {
     FourteenBit,
 }
 
-/// Moods with a CC of their own (the shipped heads have four; a trained head with more labels
-/// sends its first four).
-pub const MOOD_CCS: usize = 4;
+/// Moods with a CC of their own (the shipped readouts have four to six; a trained head with more
+/// labels sends its first six).
+pub const MOOD_CCS: usize = 6;
 /// Highest CC number a mood may use (120–127 are channel mode messages).
 pub const MAX_CC: i32 = 119;
 /// Mood read-out parameters (`Mood 1` … `Mood 6`): a head's first labels, in its order.
@@ -141,6 +177,8 @@ pub struct MidiSettings {
     pub mood_ccs: [u8; MOOD_CCS],
     pub dominant_cc: u8,
     pub presence_cc: u8,
+    pub valence_cc: u8,
+    pub arousal_cc: u8,
 }
 
 /// The OSC settings (reads the text fields' locks: not for the audio thread).
@@ -170,6 +208,8 @@ pub struct MoodscopeParams {
     pub hop: EnumParam<HopParam>,
     #[id = "backbone"]
     pub backbone: EnumParam<BackboneParam>,
+    #[id = "moods"]
+    pub moods: EnumParam<MoodSetParam>,
     #[id = "head"]
     pub head: EnumParam<HeadParam>,
     /// Path of a head file written by `moodscope train` (`NAME.json`), used when `head` is
@@ -195,8 +235,10 @@ pub struct MoodscopeParams {
     pub midi_channel: IntParam,
     #[id = "midi-resolution"]
     pub midi_resolution: EnumParam<MidiResolution>,
-    /// CC of each mood, in the head's label order (Happy, Sad, Angry, Scary for the shipped
-    /// heads): the smoothed probability, 0–1 → 0–127 (or 0–16383).
+    /// CC of each mood, in the head's label order (Happy, Sad, Calm, Angry, Scary for the
+    /// default five): the smoothed probability, 0–1 → 0–127 (or 0–16383). Moods 1–4 keep CCs
+    /// 20–23 and moods 5–6 come after the dominant mood and presence (26, 27), so that setups
+    /// made for four moods keep working.
     #[id = "cc-mood-1"]
     pub cc_mood_1: IntParam,
     #[id = "cc-mood-2"]
@@ -205,13 +247,22 @@ pub struct MoodscopeParams {
     pub cc_mood_3: IntParam,
     #[id = "cc-mood-4"]
     pub cc_mood_4: IntParam,
-    /// CC of the dominant mood: 0 with no music, else the mood's number (1 = first label);
-    /// in 14-bit mode on the MSB, with LSB 0.
+    #[id = "cc-mood-5"]
+    pub cc_mood_5: IntParam,
+    #[id = "cc-mood-6"]
+    pub cc_mood_6: IntParam,
+    /// CC of the dominant mood: 0 with no music or an uncertain verdict, else the mood's number
+    /// (1 = first label); in 14-bit mode on the MSB, with LSB 0.
     #[id = "cc-dominant"]
     pub cc_dominant: IntParam,
     /// CC of the music presence, 0–1 → 0–127 (or 0–16383).
     #[id = "cc-presence"]
     pub cc_presence: IntParam,
+    /// CC of the valence and of the arousal, −1..1 → 0–127 (or 0–16383; the middle is neutral).
+    #[id = "cc-valence"]
+    pub cc_valence: IntParam,
+    #[id = "cc-arousal"]
+    pub cc_arousal: IntParam,
 
     /// Send the moods over OSC (UDP) from the worker after each update.
     #[id = "osc-out"]
@@ -277,6 +328,7 @@ impl Default for MoodscopeParams {
             .with_string_to_value(formatters::s2v_f32_percentage()),
             hop: EnumParam::new("Window hop", HopParam::BackboneDefault).non_automatable(),
             backbone: EnumParam::new("Backbone", BackboneParam::Yamnet).non_automatable(),
+            moods: EnumParam::new("Mood set", MoodSetParam::Five).non_automatable(),
             head: EnumParam::new("Head", HeadParam::Default).non_automatable(),
             head_file: Arc::new(RwLock::new(None)),
             editor_size: Arc::new(RwLock::new(crate::editor::EditorSize::default())),
@@ -290,12 +342,16 @@ impl Default for MoodscopeParams {
                 .non_automatable(),
             midi_resolution: EnumParam::new("MIDI resolution", MidiResolution::SevenBit)
                 .non_automatable(),
-            cc_mood_1: cc_param("CC mood 1 (Happy)", 20),
-            cc_mood_2: cc_param("CC mood 2 (Sad)", 21),
-            cc_mood_3: cc_param("CC mood 3 (Angry)", 22),
-            cc_mood_4: cc_param("CC mood 4 (Scary)", 23),
+            cc_mood_1: cc_param("CC mood 1", 20),
+            cc_mood_2: cc_param("CC mood 2", 21),
+            cc_mood_3: cc_param("CC mood 3", 22),
+            cc_mood_4: cc_param("CC mood 4", 23),
+            cc_mood_5: cc_param("CC mood 5", 26),
+            cc_mood_6: cc_param("CC mood 6", 27),
             cc_dominant: cc_param("CC dominant mood", 24),
             cc_presence: cc_param("CC music presence", 25),
+            cc_valence: cc_param("CC valence", 28),
+            cc_arousal: cc_param("CC arousal", 29),
 
             osc_out: BoolParam::new("OSC out", false).non_automatable(),
             osc_port: IntParam::new(
@@ -360,6 +416,7 @@ fn signed_read_out(name: &str) -> FloatParam {
 pub struct AnalysisSettings {
     pub backbone: BackboneKind,
     pub head: HeadChoice,
+    pub moods: MoodSet,
     pub hop_frames: Option<usize>,
 }
 
@@ -368,6 +425,7 @@ impl MoodscopeParams {
     pub fn analysis_settings(&self) -> AnalysisSettings {
         let head = match self.head.value() {
             HeadParam::Default => HeadChoice::Default,
+            HeadParam::Uncalibrated => HeadChoice::Uncalibrated,
             HeadParam::File => match self
                 .head_file
                 .read()
@@ -382,6 +440,7 @@ impl MoodscopeParams {
         AnalysisSettings {
             backbone: self.backbone.value().kind(),
             head,
+            moods: self.moods.value().set(),
             hop_frames: self.hop.value().frames(),
         }
     }
@@ -404,9 +463,13 @@ impl MoodscopeParams {
                 cc(&self.cc_mood_2),
                 cc(&self.cc_mood_3),
                 cc(&self.cc_mood_4),
+                cc(&self.cc_mood_5),
+                cc(&self.cc_mood_6),
             ],
             dominant_cc: cc(&self.cc_dominant),
             presence_cc: cc(&self.cc_presence),
+            valence_cc: cc(&self.cc_valence),
+            arousal_cc: cc(&self.cc_arousal),
         }
     }
 
@@ -480,6 +543,8 @@ pub fn smoothing_settings(time_constant_seconds: f32, sensitivity: f32) -> Smoot
         time_constant_seconds: time_constant_seconds.clamp(0.0, MAX_SMOOTHING_SECONDS),
         hysteresis: 0.2 * reluctance,
         presence_threshold: 0.6 * reluctance,
+        min_lead: 0.04 * reluctance,
+        min_agreement: reluctance,
     }
 }
 
@@ -498,12 +563,22 @@ mod tests {
             (s.presence_threshold - d.presence_threshold).abs() < 1e-6,
             "{s:?}"
         );
+        assert!((s.min_lead - d.min_lead).abs() < 1e-6, "{s:?}");
+        assert!((s.min_agreement - d.min_agreement).abs() < 1e-6, "{s:?}");
     }
 
     #[test]
     fn full_sensitivity_removes_both_thresholds() {
         let s = smoothing_settings(1.0, 1.0);
-        assert_eq!((s.hysteresis, s.presence_threshold), (0.0, 0.0));
+        assert_eq!(
+            (
+                s.hysteresis,
+                s.presence_threshold,
+                s.min_lead,
+                s.min_agreement
+            ),
+            (0.0, 0.0, 0.0, 0.0)
+        );
         let s = smoothing_settings(100.0, -3.0);
         assert_eq!(s.time_constant_seconds, MAX_SMOOTHING_SECONDS);
         assert!((s.hysteresis - 0.2).abs() < 1e-6 && (s.presence_threshold - 0.6).abs() < 1e-6);

@@ -185,11 +185,14 @@ impl Feed {
     }
 }
 
-/// What each CC output carries: the moods (label order), then the dominant mood, then presence.
-pub const CC_SLOTS: usize = MOOD_CCS + 2;
-/// Slot of the dominant mood and of the music presence.
+/// What each CC output carries: the moods (label order), then the dominant mood, presence,
+/// valence and arousal.
+pub const CC_SLOTS: usize = MOOD_CCS + 4;
+/// Slots of the dominant mood, the music presence, the valence and the arousal.
 pub const DOMINANT_SLOT: usize = MOOD_CCS;
 pub const PRESENCE_SLOT: usize = MOOD_CCS + 1;
+pub const VALENCE_SLOT: usize = MOOD_CCS + 2;
+pub const AROUSAL_SLOT: usize = MOOD_CCS + 3;
 
 /// Where one CC output goes, after checking the settings (`cc_plan`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +214,8 @@ pub fn cc_plan(settings: &MidiSettings) -> [CcRoute; CC_SLOTS] {
     ccs[..MOOD_CCS].copy_from_slice(&settings.mood_ccs);
     ccs[DOMINANT_SLOT] = settings.dominant_cc;
     ccs[PRESENCE_SLOT] = settings.presence_cc;
+    ccs[VALENCE_SLOT] = settings.valence_cc;
+    ccs[AROUSAL_SLOT] = settings.arousal_cc;
     let mut plan = [CcRoute::Cc(0); CC_SLOTS];
     for (slot, &cc) in ccs.iter().enumerate() {
         let cc = cc.min(127);
@@ -242,8 +247,9 @@ pub struct CcMessage {
     pub value: u8,
 }
 
-/// The value a slot sends for a mood: 0–127, or 0–16383 in 14-bit mode; `None` when the head
-/// has no such mood.
+/// The value a slot sends: 0–127, or 0–16383 in 14-bit mode; `None` when the head has no such
+/// mood or does not read valence and arousal. Valence and arousal (−1..1) map to the full range,
+/// neutral in the middle (64 of 127).
 #[inline]
 pub fn cc_value(snapshot: &MoodSnapshot, slot: usize, fourteen_bit: bool) -> Option<u16> {
     let full = if fourteen_bit { 16383.0 } else { 127.0 };
@@ -256,11 +262,13 @@ pub fn cc_value(snapshot: &MoodSnapshot, slot: usize, fourteen_bit: bool) -> Opt
     };
     match slot {
         DOMINANT_SLOT => {
-            // 0: no music; n: the n-th label. In 14-bit mode on the MSB, LSB 0.
+            // 0: no music, or uncertain; n: the n-th label. In 14-bit mode on the MSB, LSB 0.
             let n = snapshot.dominant.map_or(0, |d| (d + 1).min(127)) as u16;
             Some(if fourteen_bit { n << 7 } else { n })
         }
         PRESENCE_SLOT => Some(scale(snapshot.presence)),
+        VALENCE_SLOT => snapshot.valence.map(|v| scale(0.5 * (v + 1.0))),
+        AROUSAL_SLOT => snapshot.arousal.map(|a| scale(0.5 * (a + 1.0))),
         mood => snapshot.probabilities().get(mood).map(|&p| scale(p)),
     }
 }
@@ -428,9 +436,11 @@ mod tests {
             enabled: true,
             channel: 4,
             fourteen_bit,
-            mood_ccs: [20, 21, 22, 23],
+            mood_ccs: [20, 21, 22, 23, 26, 27],
             dominant_cc: 24,
             presence_cc: 25,
+            valence_cc: 28,
+            arousal_cc: 29,
         }
     }
 
@@ -496,6 +506,40 @@ mod tests {
     }
 
     #[test]
+    fn five_moods_valence_arousal_and_an_uncertain_verdict_go_out() {
+        let mut out = MidiOut::new(1000.0);
+        let s = settings(false);
+        let mut snap = MoodSnapshot {
+            sequence: 1,
+            labels: 5,
+            dominant: None,
+            uncertain: true,
+            presence: 1.0,
+            valence: Some(-1.0),
+            arousal: Some(0.5),
+            ..MoodSnapshot::default()
+        };
+        snap.probabilities[..5].copy_from_slice(&[0.1, 0.2, 0.3, 0.25, 0.15]);
+        let sent = run(&mut out, &s, &snap, 10);
+        assert_eq!(
+            sent.iter().map(|m| (m.cc, m.value)).collect::<Vec<_>>(),
+            // Moods 1–5 (the fifth on CC 26), dominant 0 (uncertain), presence, valence −1 → 0,
+            // arousal 0.5 → 95.
+            [
+                (20, 13),
+                (21, 25),
+                (22, 38),
+                (23, 32),
+                (26, 19),
+                (24, 0),
+                (25, 127),
+                (28, 0),
+                (29, 95)
+            ]
+        );
+    }
+
+    #[test]
     fn fourteen_bit_values_are_msb_lsb_pairs() {
         let mut out = MidiOut::new(1000.0);
         let s = settings(true);
@@ -515,7 +559,7 @@ mod tests {
     #[test]
     fn overlapping_or_impossible_ccs_silence_only_themselves() {
         let mut s = settings(false);
-        s.mood_ccs = [20, 20, 22, 23];
+        s.mood_ccs = [20, 20, 22, 23, 26, 27];
         let plan = cc_plan(&s);
         assert_eq!(plan[1], CcRoute::Clash { cc: 20, with: 0 });
         assert_eq!(plan[0], CcRoute::Cc(20));
@@ -528,11 +572,11 @@ mod tests {
         );
         // 14-bit: the LSB of CC 2 is CC 34; a CC of 40 cannot carry an MSB.
         let mut s = settings(true);
-        s.mood_ccs = [2, 34, 40, 23];
+        s.mood_ccs = [2, 34, 40, 23, 26, 27];
         let plan = cc_plan(&s);
         assert_eq!(plan[1], CcRoute::NotAnMsb(34));
         assert_eq!(plan[2], CcRoute::NotAnMsb(40));
-        s.mood_ccs = [2, 3, 4, 23];
+        s.mood_ccs = [2, 3, 4, 23, 26, 27];
         s.presence_cc = 2;
         assert_eq!(
             cc_plan(&s)[PRESENCE_SLOT],

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use atomic_float::{AtomicF32, AtomicF64};
 
-/// Most labels a head may have (the shipped heads have 4; user-trained heads may have more).
+/// Most labels a head may have (the shipped readouts have 4 to 6; user-trained heads may have
+/// more).
 pub const MAX_LABELS: usize = 16;
 
 /// A consistent copy of the published mood.
@@ -31,15 +32,17 @@ pub struct MoodSnapshot {
     pub labels: usize,
     /// Smoothed probability per label.
     pub probabilities: [f32; MAX_LABELS],
-    /// Dominant label, or `None` when there is no music.
+    /// Dominant label, or `None` when there is no music or the verdict is uncertain.
     pub dominant: Option<usize>,
-    /// Smoothed probability of the dominant label (0 without one).
+    /// There is music but no mood is clear enough to name (`engine::Smoother::update`).
+    pub uncertain: bool,
+    /// Smoothed probability of the dominant mood's group (0 without one).
     pub confidence: f32,
-    /// Smoothed music presence, 0–1.
-    pub presence: f32,
-    /// Valence and arousal (−1 to 1, 0 neutral), for heads that give them; `None` otherwise.
+    /// Smoothed valence and arousal, −1..1, when the head reads them.
     pub valence: Option<f32>,
     pub arousal: Option<f32>,
+    /// Smoothed music presence, 0–1.
+    pub presence: f32,
     /// Index of the window this describes, counted from the last reset.
     pub window: u64,
     /// Host-stream time (seconds since the last reset, dropped audio included) at which the
@@ -55,10 +58,11 @@ impl MoodSnapshot {
         labels: 0,
         probabilities: [0.0; MAX_LABELS],
         dominant: None,
+        uncertain: false,
         confidence: 0.0,
-        presence: 0.0,
         valence: None,
         arousal: None,
+        presence: 0.0,
         window: 0,
         audio_end_seconds: 0.0,
         published_at: Duration::ZERO,
@@ -86,11 +90,11 @@ pub fn clock() -> Duration {
 pub struct MoodUpdate<'a> {
     pub probabilities: &'a [f32],
     pub dominant: Option<usize>,
+    pub uncertain: bool,
     pub confidence: f32,
-    pub presence: f32,
-    /// Valence and arousal, −1 to 1, when the head gives them.
     pub valence: Option<f32>,
     pub arousal: Option<f32>,
+    pub presence: f32,
     pub window: u64,
     pub audio_end_seconds: f64,
 }
@@ -133,11 +137,12 @@ pub struct Published {
     labels: AtomicUsize,
     probabilities: [AtomicF32; MAX_LABELS],
     dominant: AtomicI32,
+    uncertain: AtomicBool,
     confidence: AtomicF32,
-    presence: AtomicF32,
-    /// NaN when the head gives none.
+    /// NaN when the head does not read them.
     valence: AtomicF32,
     arousal: AtomicF32,
+    presence: AtomicF32,
     window: AtomicU64,
     audio_end_seconds: AtomicF64,
     published_at_nanos: AtomicU64,
@@ -165,10 +170,11 @@ impl Default for Published {
             labels: AtomicUsize::new(0),
             probabilities: std::array::from_fn(|_| AtomicF32::new(0.0)),
             dominant: AtomicI32::new(-1),
+            uncertain: AtomicBool::new(false),
             confidence: AtomicF32::new(0.0),
-            presence: AtomicF32::new(0.0),
             valence: AtomicF32::new(f32::NAN),
             arousal: AtomicF32::new(f32::NAN),
+            presence: AtomicF32::new(0.0),
             window: AtomicU64::new(0),
             audio_end_seconds: AtomicF64::new(0.0),
             published_at_nanos: AtomicU64::new(0),
@@ -213,11 +219,12 @@ impl Published {
             }
             let dominant = self.dominant.load(Ordering::Relaxed);
             snapshot.dominant = usize::try_from(dominant).ok();
+            snapshot.uncertain = self.uncertain.load(Ordering::Relaxed);
             snapshot.confidence = self.confidence.load(Ordering::Relaxed);
+            let axis = |a: &AtomicF32| Some(a.load(Ordering::Relaxed)).filter(|v| !v.is_nan());
+            snapshot.valence = axis(&self.valence);
+            snapshot.arousal = axis(&self.arousal);
             snapshot.presence = self.presence.load(Ordering::Relaxed);
-            let optional = |v: f32| (!v.is_nan()).then_some(v);
-            snapshot.valence = optional(self.valence.load(Ordering::Relaxed));
-            snapshot.arousal = optional(self.arousal.load(Ordering::Relaxed));
             snapshot.window = self.window.load(Ordering::Relaxed);
             snapshot.audio_end_seconds = self.audio_end_seconds.load(Ordering::Relaxed);
             snapshot.published_at =
@@ -267,11 +274,13 @@ impl Published {
             .filter(|&d| d < labels)
             .map_or(-1, |d| d as i32);
         self.dominant.store(dominant, Ordering::Relaxed);
+        self.uncertain.store(mood.uncertain, Ordering::Relaxed);
         self.confidence.store(mood.confidence, Ordering::Relaxed);
+        self.valence
+            .store(mood.valence.unwrap_or(f32::NAN), Ordering::Relaxed);
+        self.arousal
+            .store(mood.arousal.unwrap_or(f32::NAN), Ordering::Relaxed);
         self.presence.store(mood.presence, Ordering::Relaxed);
-        let stored = |v: Option<f32>| v.filter(|v| !v.is_nan()).unwrap_or(f32::NAN);
-        self.valence.store(stored(mood.valence), Ordering::Relaxed);
-        self.arousal.store(stored(mood.arousal), Ordering::Relaxed);
         self.window.store(mood.window, Ordering::Relaxed);
         self.audio_end_seconds
             .store(mood.audio_end_seconds, Ordering::Relaxed);
@@ -393,10 +402,11 @@ mod tests {
         MoodUpdate {
             probabilities: p,
             dominant: Some(1),
+            uncertain: false,
             confidence: p[1],
+            valence: Some(-0.5),
+            arousal: None,
             presence: 0.9,
-            valence: None,
-            arousal: Some(-0.25),
             window,
             audio_end_seconds: 1.5,
         }
@@ -415,7 +425,10 @@ mod tests {
             (Some(1), 0.6, 0.9, 3)
         );
         assert_eq!(s.audio_end_seconds, 1.5);
-        assert_eq!((s.valence, s.arousal), (None, Some(-0.25)));
+        assert_eq!(
+            (s.valence, s.arousal, s.uncertain),
+            (Some(-0.5), None, false)
+        );
     }
 
     #[test]
@@ -445,10 +458,11 @@ mod tests {
                     published.publish(&MoodUpdate {
                         probabilities: &[v, v, v, v],
                         dominant: Some(0),
+                        uncertain: false,
                         confidence: v,
-                        presence: v,
                         valence: Some(v),
-                        arousal: None,
+                        arousal: Some(v),
+                        presence: v,
                         window: i,
                         audio_end_seconds: i as f64,
                     });
@@ -462,8 +476,9 @@ mod tests {
                 assert!(
                     s.probabilities().iter().all(|&p| p == v)
                         && s.confidence == v
-                        && s.presence == v
-                        && s.valence == (s.sequence > 0).then_some(v),
+                        && s.valence == Some(v)
+                        && s.arousal == Some(v)
+                        && s.presence == v,
                     "{s:?}"
                 );
                 assert!(s.sequence >= last);

@@ -173,6 +173,7 @@ impl Session {
             input_rate,
             backbone: settings.backbone,
             head: settings.head.clone(),
+            moods: settings.moods,
             hop_frames: settings.hop_frames,
         };
         let (analyser, warning) = match Analyser::new(config.clone(), models) {
@@ -195,9 +196,10 @@ impl Session {
             Err(e) => return Err(e),
         };
         published.set_label_names(analyser.labels().clone());
+        let warning = warning.or_else(|| analyser.note().map(str::to_owned));
         let mut session = Self {
+            smoother: Smoother::new(SmoothingSettings::default()).with_groups(analyser.groups()),
             analyser,
-            smoother: Smoother::new(SmoothingSettings::default()),
             settings: settings.clone(),
             published,
             params,
@@ -266,11 +268,11 @@ impl Session {
             self.published.publish(&MoodUpdate {
                 probabilities: &state.probabilities,
                 dominant: state.dominant,
+                uncertain: state.uncertain,
                 confidence: state.confidence,
+                valence: state.valence,
+                arousal: state.arousal,
                 presence: state.presence,
-                // The shipped heads give neither; a head that does passes them here.
-                valence: None,
-                arousal: None,
                 window: reading.index,
                 audio_end_seconds,
             });
@@ -330,7 +332,7 @@ impl WindowLog {
         let raw: Vec<String> = labels.iter().map(|l| format!("raw_{l}")).collect();
         writeln!(
             out,
-            "window,start_seconds,end_seconds,raw_presence,{},sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,{}",
+            "window,start_seconds,end_seconds,raw_presence,{},sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,{},raw_valence,raw_arousal,valence,arousal,uncertain",
             raw.join(","),
             labels.join(",")
         )?;
@@ -356,9 +358,10 @@ impl WindowLog {
                 .join(",")
         };
         let dominant = state.dominant.map_or(String::new(), |d| d.to_string());
+        let axis = |v: Option<f32>| v.map_or(String::new(), |v| v.to_string());
         writeln!(
             self.out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             reading.index,
             reading.start_seconds,
             reading.end_seconds,
@@ -372,6 +375,11 @@ impl WindowLog {
             // The thread analysing this window: the worker, or `process()` offline.
             super::realtime::denormals_flushed() as u8,
             join(&state.probabilities),
+            axis(reading.valence),
+            axis(reading.arousal),
+            axis(state.valence),
+            axis(state.arousal),
+            u8::from(state.uncertain),
         )?;
         self.out.flush()
     }

@@ -24,6 +24,13 @@ pub struct WindowRow {
     #[serde(default)]
     pub denormals_flushed: Option<bool>,
     pub probabilities: Vec<f32>,
+    /// The head's valence and arousal of the window, and the published (smoothed) ones.
+    pub raw_valence: Option<f32>,
+    pub raw_arousal: Option<f32>,
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
+    /// The published verdict was "uncertain".
+    pub uncertain: bool,
 }
 
 /// A whole log: label names and rows.
@@ -49,12 +56,12 @@ pub fn parse(text: &str) -> Result<WindowLog> {
     let labels: Vec<String> = header
         .iter()
         .filter_map(|h| h.strip_prefix("raw_"))
-        .filter(|h| *h != "presence")
+        .filter(|h| !["presence", "valence", "arousal"].contains(h))
         .map(str::to_owned)
         .collect();
     let k = labels.len();
     let flushed_column = header.contains(&"denormals_flushed");
-    let expected = 4 + k + 5 + usize::from(flushed_column) + k;
+    let expected = 4 + k + 5 + usize::from(flushed_column) + k + 5;
     if header.len() != expected
         || header[..4] != ["window", "start_seconds", "end_seconds", "raw_presence"]
     {
@@ -76,6 +83,13 @@ pub fn parse(text: &str) -> Result<WindowLog> {
                 .map(|v| v.parse::<f32>().map_err(|e| anyhow!("line {}: {e}", n + 2)))
                 .collect()
         };
+        let axis = |i: usize| -> Result<Option<f32>> {
+            Ok(if f[i].is_empty() {
+                None
+            } else {
+                Some(f[i].parse()?)
+            })
+        };
         let at = 4 + k;
         let denormals_flushed = if flushed_column {
             match f[at + 5] {
@@ -87,6 +101,7 @@ pub fn parse(text: &str) -> Result<WindowLog> {
             None
         };
         let probabilities_at = at + 5 + usize::from(flushed_column);
+        let tail = probabilities_at + k;
         rows.push(WindowRow {
             window: f[0].parse()?,
             start_seconds: num(1)?,
@@ -104,6 +119,11 @@ pub fn parse(text: &str) -> Result<WindowLog> {
             confidence: f[at + 4].parse()?,
             denormals_flushed,
             probabilities: f32s(probabilities_at)?,
+            raw_valence: axis(tail)?,
+            raw_arousal: axis(tail + 1)?,
+            valence: axis(tail + 2)?,
+            arousal: axis(tail + 3)?,
+            uncertain: f[tail + 4] == "1",
         });
     }
     Ok(WindowLog { labels, rows })
@@ -113,9 +133,9 @@ pub fn parse(text: &str) -> Result<WindowLog> {
 mod tests {
     #[test]
     fn parses_what_the_plugin_writes() {
-        let text = "window,start_seconds,end_seconds,raw_presence,raw_Happy,raw_Sad,sequence,audio_end_seconds,presence,dominant,confidence,Happy,Sad\n\
-                    0,0,0.975,0.9,0.7,0.3,1,0.975,0.2,,0,0.6,0.4\n\
-                    1,0.48,1.455,0.95,0.1,0.9,2,1.455,0.5,1,0.55,0.45,0.55\n";
+        let text = "window,start_seconds,end_seconds,raw_presence,raw_Happy,raw_Sad,sequence,audio_end_seconds,presence,dominant,confidence,Happy,Sad,raw_valence,raw_arousal,valence,arousal,uncertain\n\
+                    0,0,0.975,0.9,0.7,0.3,1,0.975,0.2,,0,0.6,0.4,0.5,-0.25,0.1,-0.05,1\n\
+                    1,0.48,1.455,0.95,0.1,0.9,2,1.455,0.5,1,0.55,0.45,0.55,,,,,0\n";
         let log = super::parse(text).unwrap();
         assert_eq!(log.labels, ["Happy", "Sad"]);
         assert_eq!(log.rows.len(), 2);
@@ -123,9 +143,18 @@ mod tests {
         assert_eq!(log.rows[1].dominant, Some(1));
         assert_eq!(log.rows[1].raw, [0.1, 0.9]);
         assert_eq!(log.rows[1].probabilities, [0.45, 0.55]);
+        assert_eq!(
+            (
+                log.rows[0].raw_valence,
+                log.rows[0].arousal,
+                log.rows[0].uncertain
+            ),
+            (Some(0.5), Some(-0.05), true)
+        );
+        assert_eq!((log.rows[1].valence, log.rows[1].uncertain), (None, false));
         assert_eq!(log.rows[1].denormals_flushed, None);
-        let text = "window,start_seconds,end_seconds,raw_presence,raw_Happy,raw_Sad,sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,Happy,Sad\n\
-                    0,0,0.975,0.9,0.7,0.3,1,0.975,0.2,,0,1,0.6,0.4\n";
+        let text = "window,start_seconds,end_seconds,raw_presence,raw_Happy,raw_Sad,sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,Happy,Sad,raw_valence,raw_arousal,valence,arousal,uncertain\n\
+                    0,0,0.975,0.9,0.7,0.3,1,0.975,0.2,,0,1,0.6,0.4,,,,,0\n";
         let log = super::parse(text).unwrap();
         assert_eq!(log.rows[0].denormals_flushed, Some(true));
         assert_eq!(log.rows[0].probabilities, [0.6, 0.4]);

@@ -11,10 +11,13 @@
 //!   [`plot`] draws them (PNG).
 //! - [`export`]: a trained head → `NAME.onnx` + `NAME.json`, the streaming head the plugin runs;
 //!   [`stream`] loads such a file into tract and measures it on any dataset ([`evaluate`]).
+//! - [`calibration`]: the few constants of a calibrated readout (logistic axes, offsets), fitted
+//!   on windows with their clip's label, and the figures of agreement (rank correlation, AUC).
 //! - [`experiment`]: the study's Table 1 rerun by cross-validation, figures, and the exported
 //!   AudioSet heads (`examples/table1.rs`).
 
 pub mod audioset;
+pub mod calibration;
 pub mod cv;
 pub mod dataset;
 pub mod experiment;
