@@ -76,7 +76,7 @@ const HOP_SECONDS: f64 = 0.48;
 /// leave-one-genre-out folds choose one per axis, by held-out log-loss.
 const PENALTIES: [f64; 4] = [1e-4, 1e-3, 1e-2, 1e-1];
 /// Bumped whenever the cached windows would change (front end, cues).
-const CACHE_VERSION: &str = "emotify-windows/1";
+const CACHE_VERSION: &str = "emotify-windows/2";
 
 /// One excerpt and what its listeners felt.
 struct Excerpt {

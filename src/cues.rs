@@ -6,16 +6,19 @@
 //! beside YAMNet's mood logits:
 //!
 //! - `flux`: spectral flux, the mean rise of the log-mel bands from one 10 ms frame to the next
-//!   (onsets, attacks, busy playing); arousal.
+//!   (onsets, attacks, busy playing); arousal. The bands are read in the patch's own decibels:
+//!   the mel magnitudes (recovered exactly from the front end's `ln(mel + offset)`) are floored
+//!   `FLUX_RANGE_DB` below the patch's loudest band before their logs are taken, so the
+//!   front end's fixed log offset (which compresses quiet bands) plays no part.
 //! - `hf_ratio`: the share of the mel magnitude above band 40 (about 2.5 kHz): brightness, which
 //!   grows with playing force and distortion; arousal.
 //! - `key_major`, `key_minor`: how well the pitch-class profile of the last ~8 s of music fits
 //!   the best major key and the best minor key (Pearson correlation with the Krumhansl–Kessler key
 //!   profiles, −1..1); mode is the classic cue that tells calm from sad and happy from tense.
 //!
-//! Every cue is a ratio or a difference of logs, so a track's gain does not change it (down to
-//! the front end's log floor, about −60 dBFS; `tests::cues_do_not_depend_on_gain`): a quiet
-//! master and a loud one read the same. The key tracker is streaming state, like the LSTM heads'
+//! Every cue is a ratio or a difference of logs over a floor relative to the patch itself, so a
+//! track's gain does not change it (`tests::cues_do_not_depend_on_gain`: the same music at 0 and
+//! −30 dB): a quiet master and a loud one read the same. The key tracker is streaming state, like the LSTM heads'
 //! state: it is fed the whole stream, and a window's key cues describe the audio up to the
 //! window's end, so they never depend on how the stream was cut into pushes.
 
@@ -47,25 +50,36 @@ impl WindowCues {
 /// First mel band counted as "high" by `hf_ratio` (band 40 starts near 2.5 kHz).
 const HIGH_BANDS_FROM: usize = 40;
 
+/// How far below the patch's loudest mel band `flux` stops looking, dB (magnitude).
+pub const FLUX_RANGE_DB: f64 = 50.0;
+
 /// Flux and brightness of one patch (`PATCH_FRAMES` x `MEL_BANDS` values of `ln(mel + offset)`).
 pub fn mel_cues(patch: &[f32], log_offset: f32) -> (f32, f32) {
     debug_assert_eq!(patch.len(), PATCH_FRAMES * MEL_BANDS);
-    let frames: Vec<&[f32]> = patch.chunks_exact(MEL_BANDS).collect();
+    // The mel magnitudes themselves: exp undoes the log, and the offset comes off exactly.
+    let magnitudes: Vec<f64> = patch
+        .iter()
+        .map(|&l| (f64::from(l).exp() - f64::from(log_offset)).max(0.0))
+        .collect();
+    let frames: Vec<&[f64]> = magnitudes.chunks_exact(MEL_BANDS).collect();
+    let loudest = magnitudes.iter().copied().fold(0.0, f64::max);
+    let floor = (loudest * 10f64.powf(-FLUX_RANGE_DB / 20.0)).max(f64::MIN_POSITIVE);
+    let log_bands: Vec<f64> = magnitudes.iter().map(|&m| m.max(floor).ln()).collect();
+    let log_frames: Vec<&[f64]> = log_bands.chunks_exact(MEL_BANDS).collect();
     let mut flux = 0.0f64;
-    for pair in frames.windows(2) {
+    for pair in log_frames.windows(2) {
         let rise: f64 = pair[1]
             .iter()
             .zip(pair[0])
-            .map(|(&now, &before)| f64::from((now - before).max(0.0)))
+            .map(|(&now, &before)| (now - before).max(0.0))
             .sum();
         flux += rise / MEL_BANDS as f64;
     }
-    flux /= (frames.len() - 1) as f64;
+    flux /= (log_frames.len() - 1) as f64;
     let mut hf_ratio = 0.0f64;
     for frame in &frames {
-        let magnitude = |l: &f32| (f64::from(*l).exp() - f64::from(log_offset)).max(0.0);
-        let total: f64 = frame.iter().map(magnitude).sum::<f64>() + 1e-9;
-        let high: f64 = frame[HIGH_BANDS_FROM..].iter().map(magnitude).sum();
+        let total: f64 = frame.iter().sum::<f64>() + 1e-12;
+        let high: f64 = frame[HIGH_BANDS_FROM..].iter().sum();
         hf_ratio += high / total;
     }
     hf_ratio /= frames.len() as f64;
@@ -320,7 +334,7 @@ mod tests {
             .collect();
         // Clicks every 60 ms: many onsets, energy up to the top band.
         let clicks: Vec<f32> = (0..32_000)
-            .map(|n| if n % 960 < 8 { 0.8 } else { 0.0 })
+            .map(|n| if n % 960 == 0 { 0.8 } else { 0.0 })
             .collect();
         let (held_flux, held_hf) = mel_cues(&patches(&held, 1)[0].data, YAMNET_LOG_OFFSET);
         let (click_flux, click_hf) = mel_cues(&patches(&clicks, 1)[0].data, YAMNET_LOG_OFFSET);

@@ -904,7 +904,9 @@ mod tests {
             .enumerate()
             .map(|(i, n)| label_colour(i, n))
             .collect();
-        assert_eq!(colours, MOOD_COLOURS);
+        let by_name = |n: &str| MOOD_COLOURS.iter().find(|c| c.0 == n).unwrap().1;
+        assert_eq!(colours, ["Happy", "Sad", "Angry", "Scary"].map(by_name));
+        assert_eq!(label_colour(7, "tender"), by_name("Calm"));
         assert_ne!(label_colour(4, "Calm"), label_colour(5, "Tense"));
     }
 

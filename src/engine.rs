@@ -584,10 +584,12 @@ impl Smoother {
     /// 1. **No music** when the smoothed presence is below `presence_threshold`.
     /// 2. Otherwise the group with the most smoothed probability leads; the group held so far
     ///    stays until a challenger leads it by `hysteresis`.
-    /// 3. **Uncertain** when the held group's lead over the best other group is below
-    ///    `min_lead` (flat probabilities), or when fewer than `min_agreement` of the last
-    ///    `RECENT_WINDOWS` windows with music led with that group themselves (moods flipping
-    ///    window to window).
+    /// 3. **Uncertain** when the leading group's lead over the runner-up is below `min_lead`
+    ///    (flat probabilities), or when no more than `min_agreement` of the last
+    ///    `RECENT_WINDOWS` windows with music led with the held group themselves (moods flipping
+    ///    window to window: with the default 0.5, half the windows saying otherwise is enough).
+    ///    The lead is the leader's, not the held group's: a mood held by hysteresis while a
+    ///    challenger leads it by less than `hysteresis` is still named.
     /// 4. Else the dominant mood is the held group's most probable label.
     pub fn update(&mut self, reading: &WindowReading, hop_seconds: f64) -> &MoodState {
         let labels = reading.probabilities.len();
@@ -646,21 +648,17 @@ impl Smoother {
                 .map(|i| state.probabilities[i])
                 .sum()
         };
-        let (leader, leader_p, _) = leading_groups(&state.probabilities, groups);
+        let (leader, leader_p, runner_up_p) = leading_groups(&state.probabilities, groups);
         let held = match self.held {
             Some(current) if leader_p < group_total(current) + self.settings.hysteresis => current,
             _ => leader,
         };
         self.held = Some(held);
         let held_p = group_total(held);
-        let best_other = (0..labels)
-            .map(group_of)
-            .filter(|&g| g != held)
-            .map(group_total)
-            .fold(0.0, f32::max);
         let agreeing = self.recent.iter().filter(|&&g| g == held).count();
         let agreement = agreeing as f32 / self.recent.len().max(1) as f32;
-        if held_p - best_other < self.settings.min_lead || agreement < self.settings.min_agreement {
+        let flipping = self.settings.min_agreement > 0.0 && agreement <= self.settings.min_agreement;
+        if leader_p - runner_up_p < self.settings.min_lead || flipping {
             state.uncertain = true;
         } else {
             state.dominant = (0..labels)

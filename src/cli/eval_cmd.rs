@@ -186,7 +186,7 @@ mod tests {
 
     use super::*;
     use crate::backbone::BackboneOutput;
-    use crate::engine::DEFAULT_VGGISH_HEAD;
+    use crate::engine::VGGISH_HEAD_FOUR as DEFAULT_VGGISH_HEAD;
     use crate::head::{MoodHead, TrainedHead, MOODS};
 
     #[derive(Parser)]
@@ -218,10 +218,13 @@ mod tests {
             .collect();
         for embedding in &stream {
             let got = engine_head
-                .step(&BackboneOutput {
-                    embedding: embedding.clone(),
-                    scores: None,
-                })
+                .step(
+                    &BackboneOutput {
+                        embedding: embedding.clone(),
+                        scores: None,
+                    },
+                    &crate::cues::WindowCues::default(),
+                )
                 .unwrap();
             let expected = reference.step(embedding).unwrap();
             for (a, b) in got.probabilities.iter().zip(&expected) {

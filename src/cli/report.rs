@@ -333,8 +333,12 @@ mod tests {
         let states = verdicts(&readings, &GROUPS, 0.48);
         write_csv_rows(&mut out, "a,b.wav", &labels(), &GROUPS, &readings, &states).unwrap();
         let line = String::from_utf8(out).unwrap();
+        // Valence and arousal as the fixture computes them in f32 (0.3 + 0.4 - 0.2).
+        let arousal = (0.3f32 + 0.4 - 0.2).to_string();
         assert!(
-            line.starts_with("\"a,b.wav\",0.000,0.975,0.1,0.2,0.3,0.4,-0.1,0.5,1,scary,"),
+            line.starts_with(&format!(
+                "\"a,b.wav\",0.000,0.975,0.1,0.2,0.3,0.4,-0.1,{arousal},1,scary,"
+            )),
             "{line}"
         );
     }

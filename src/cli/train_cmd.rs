@@ -751,6 +751,7 @@ mod tests {
             backbone: BackboneKind::Yamnet,
             head: HeadChoice::File(json.clone()),
             hop_frames: None,
+            moods: Default::default(),
         };
         let mut analyser = Analyser::new(config, &models).unwrap();
         assert_eq!(

@@ -476,8 +476,8 @@ mod tests {
                 assert!(
                     s.probabilities().iter().all(|&p| p == v)
                         && s.confidence == v
-                        && s.valence == Some(v)
-                        && s.arousal == Some(v)
+                        && s.valence == (s.sequence > 0).then_some(v)
+                        && s.arousal == (s.sequence > 0).then_some(v)
                         && s.presence == v,
                     "{s:?}"
                 );
