@@ -657,7 +657,8 @@ impl Smoother {
         let held_p = group_total(held);
         let agreeing = self.recent.iter().filter(|&&g| g == held).count();
         let agreement = agreeing as f32 / self.recent.len().max(1) as f32;
-        let flipping = self.settings.min_agreement > 0.0 && agreement <= self.settings.min_agreement;
+        let flipping =
+            self.settings.min_agreement > 0.0 && agreement <= self.settings.min_agreement;
         if leader_p - runner_up_p < self.settings.min_lead || flipping {
             state.uncertain = true;
         } else {

@@ -24,9 +24,9 @@
 //! default) says whether the analysis and its outputs go on meanwhile. Read by `process()`.
 //!
 //! Mood read-outs (`Mood 1` … `Mood 6`, `Valence`, `Arousal`, `Music presence`): parameters that
-//! mirror each published mood, for hosts that show a plugin's parameters. `Mood n` is the head's
-//! n-th label (for the shipped heads: Happy, Sad, Angry, Scary); slots the head has no label for,
-//! and valence and arousal for heads that give none, stay at 0. Their names are generic, because a
+//! mirror each published mood, for hosts that show a plugin's parameters. `Mood n` is the
+//! readout's n-th label (the default one: Happy, Sad, Calm, Angry, Scary); slots it has no label
+//! for, and valence and arousal for heads that give none, stay at 0. Their names are generic, because a
 //! plugin's parameter names are fixed when the host loads it while the head (and so its labels)
 //! may change; their texts are plain numbers (`62 %`, `+0.25`), so that hosts that read values
 //! from the text (pedalboard) see numbers. nice-plug has no read-only or output

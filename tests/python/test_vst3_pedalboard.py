@@ -35,7 +35,7 @@ if not TARGET.is_absolute():
 VST3 = TARGET / "bundled" / "Moodscope.vst3"
 MODELS = ROOT / "models"
 MUSIC = Path("/usr/share/hyperrogue/music/hr3-caves.ogg")
-MOODS = ["Happy", "Sad", "Angry", "Scary"]  # the shipped YAMNet head's labels, in order
+DEFAULT_MOODS = ["Happy", "Sad", "Calm", "Angry", "Scary"]  # the default readout's labels, in order
 READ_OUTS = ["mood_1", "mood_2", "mood_3", "mood_4", "mood_5", "mood_6", "valence", "arousal", "music_presence"]
 
 import pedalboard  # noqa: E402  (after the constants, so a missing bundle is named first)
@@ -71,6 +71,14 @@ def load(window_log=None, models=MODELS):
     return pedalboard.load_plugin(str(VST3))
 
 
+def log_labels(log):
+    """The mood labels of a window log, from its header: the columns between `denormals_flushed`
+    and `raw_valence` (the published moods, in the head's order)."""
+    with log.open() as f:
+        header = next(csv.reader(f))
+    return header[header.index("denormals_flushed") + 1 : header.index("raw_valence")]
+
+
 def assert_bit_exact(inp, out, what):
     assert out.shape == inp.shape, f"{what}: shape {out.shape} != {inp.shape}"
     assert out.dtype == np.float32
@@ -85,9 +93,11 @@ def test_loads_and_creates_its_parameters():
     assert plugin.name == "Moodscope"
     assert plugin.is_effect
     params = plugin.parameters
-    assert list(params)[:5] == ["smoothing_s", "sensitivity", "window_hop", "backbone", "head"], list(params)
+    assert list(params)[:6] == ["smoothing_s", "sensitivity", "window_hop", "backbone", "mood_set", "head"], list(
+        params
+    )
     # Then the bypass, the MIDI CC and OSC settings and the mood read-outs, last.
-    assert list(params)[5:7] == ["bypass", "analyse_while_bypassed"], list(params)
+    assert list(params)[6:8] == ["bypass", "analyse_while_bypassed"], list(params)
     assert "midi_out" in params and "osc_out" in params, list(params)
     assert list(params)[-len(READ_OUTS):] == READ_OUTS, list(params)
     assert not plugin.bypass and plugin.analyse_while_bypassed
@@ -101,8 +111,10 @@ def test_loads_and_creates_its_parameters():
     assert plugin.sensitivity == pytest.approx(50.0)
     assert params["window_hop"].valid_values == ["Backbone's own", "0.24 s", "0.48 s", "0.96 s"]
     assert params["backbone"].valid_values == ["YAMNet", "VGGish"]
-    assert params["head"].valid_values == ["Default", "Head file"]
-    assert plugin.window_hop == "Backbone's own" and plugin.backbone == "YAMNet" and plugin.head == "Default"
+    assert params["mood_set"].valid_values == ["Five (with Calm)", "Four (the study's)", "Six (AudioSet)"]
+    assert params["head"].valid_values == ["Recommended", "Uncalibrated", "Head file"]
+    assert plugin.window_hop == "Backbone's own" and plugin.backbone == "YAMNet"
+    assert plugin.mood_set == "Five (with Calm)" and plugin.head == "Recommended"
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000, 96000])
@@ -179,7 +191,8 @@ def test_published_moods_are_sane(music, tmp_path):
     gc.collect()
     rows = list(csv.DictReader(log.open()))
     assert len(rows) >= 20, f"{len(rows)} windows for 12 s of music"
-    moods = ["Happy", "Sad", "Angry", "Scary"]
+    moods = log_labels(log)
+    assert moods == DEFAULT_MOODS, moods
     for row in rows:
         for prefix in ("raw_", ""):
             p = np.array([float(row[prefix + m]) for m in moods])
@@ -212,14 +225,28 @@ def test_read_outs_give_the_published_mood(music, tmp_path):
     # no way to do the first two (README, "Mood read-outs"), so have JUCE read the values again by
     # giving the plugin back its own state; then they are what the plugin answers to
     # getParamNormalized.
+    before = [plugin.parameters[name].raw_value for name in READ_OUTS]
     plugin.raw_state = plugin.raw_state
-    for name, mood in zip(READ_OUTS, MOODS):
+    moods = log_labels(log)
+    assert moods == DEFAULT_MOODS, moods
+    # The default readout's five moods fill the first five slots, in its label order.
+    for name, mood in zip(READ_OUTS, moods):
         assert plugin.parameters[name].raw_value == np.float32(last[mood]), (name, mood, last)
         assert getattr(plugin, name) == pytest.approx(float(last[mood]) * 100, abs=0.5)
     assert plugin.parameters["music_presence"].raw_value == np.float32(last["presence"])
-    for unused in READ_OUTS[4:6]:
-        assert plugin.parameters[unused].raw_value == 0.0, unused
-    assert plugin.valence == 0.0 and plugin.arousal == 0.0
+    assert float(last["presence"]) > 0.5, last
+    assert max(float(last[m]) for m in moods) > 0.2, last
+    assert plugin.parameters["mood_6"].raw_value == 0.0, "no sixth mood in the default readout"
+    # Valence and arousal, −1..1: the smoothed values published with the last window.
+    for axis in ("valence", "arousal"):
+        assert last[axis] != "", f"the default readout gives {axis}"
+        value = float(last[axis])
+        assert plugin.parameters[axis].raw_value == pytest.approx((value + 1) / 2, abs=1e-6), (axis, last)
+        # pedalboard reads the value from the text, shown with two decimals (`+0.25`).
+        assert getattr(plugin, axis) == pytest.approx(value, abs=0.006), (axis, last)
+    # What JUCE showed before it read the values again: its cached defaults (this is what the
+    # issue saw as "every mood reads 0").
+    assert before == [0.0] * 6 + [0.5, 0.5, 0.0], before
 
 
 # Steinberg's VST3 interfaces, as laid out on Linux: interface ids are the four 32-bit words

@@ -344,12 +344,12 @@ pub fn read_log(path: &Path) -> WindowLog {
 pub fn assert_sane_moods(log: &WindowLog, what: &str) {
     assert_eq!(
         log.labels,
-        ["Happy", "Sad", "Angry", "Scary"],
-        "{what}: labels"
+        ["Happy", "Sad", "Calm", "Angry", "Scary"],
+        "{what}: labels (the default readout's)"
     );
     for row in &log.rows {
         for (kind, values) in [("raw", &row.raw), ("published", &row.probabilities)] {
-            assert_eq!(values.len(), 4, "{what}: window {}", row.window);
+            assert_eq!(values.len(), 5, "{what}: window {}", row.window);
             assert!(
                 values
                     .iter()
