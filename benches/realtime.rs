@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::{median, music, resident_bytes, vggish_model_dir};
 use moodscope::models::ModelDir;
 use moodscope::plugin::params::{BackboneParam, MoodscopeParams};
-use moodscope::plugin::realtime::Feed;
+use moodscope::plugin::realtime::{Feed, FlushDenormals};
 use moodscope::plugin::shared::{clock, Health, MoodSnapshot, Published};
 use moodscope::plugin::worker::{ring_capacity, Worker};
 use moodscope::ring::sample_ring;
@@ -94,6 +94,7 @@ fn process_block(
     latest: &mut MoodSnapshot,
     channels: &[&[f32]; 2],
 ) {
+    let _denormals = FlushDenormals::new();
     feed.push(channels);
     if let Some(snapshot) = published.read() {
         *latest = snapshot;

@@ -16,11 +16,15 @@ $sudo apt-get update -qq
 # hyperrogue-music: freely licensed music (Ogg Vorbis) for real-music tests; espeak-ng: real
 # speech, which must not be read as a mood; xvfb: a real X
 # server for the editor screenshot, libgl1-mesa-dri: the software OpenGL the editor draws with
-# there; the X11/GL/ALSA/JACK headers: nice-plug's windowing and standalone.
+# there; the X11/GL/ALSA/JACK headers: nice-plug's windowing and standalone; ardour: a real DAW
+# that renders a session with the VST3 from the command line (ardour7-lua, ardour7-export;
+# crates/clap-test-host/tests/ardour_render.rs; about 20 s to install, 31 packages).
 $sudo apt-get install -y -qq --no-install-recommends \
   hyperrogue-music espeak-ng xvfb xauth libgl1-mesa-dri libx11-dev libx11-xcb-dev libxcb1-dev \
   libxcb-dri2-0-dev libxcb-icccm4-dev libxcursor-dev libxkbcommon-dev libgl1-mesa-dev libgl-dev \
-  libasound2-dev libjack-jackd2-dev pkg-config python3-pip >/dev/null
+  libasound2-dev libjack-jackd2-dev pkg-config python3-pip ardour >/dev/null
+# The Ardour test skips when Ardour is missing; here it was just installed, so missing is a failure.
+export MOODSCOPE_REQUIRE_ARDOUR=1
 # libopus-dev: the Opus decoder (libopus, found through pkg-config); ffmpeg: the format, tag and
 # library tests make their files from real music with it, and decode with it as a reference.
 $sudo apt-get install -y -qq --no-install-recommends libopus-dev ffmpeg >/dev/null

@@ -679,6 +679,7 @@ fn analysis_settings(ui: &mut Ui, params: &MoodscopeParams, gui: &GuiContext) {
         cell("Mood set", &params.moods, s),
         cell("Backbone", &params.backbone, s),
         cell("Head", &params.head, s),
+        cell("Analyse while bypassed", &params.analyse_while_bypassed, s),
     ];
     param_grid(ui, "moodscope-settings", cells);
 }

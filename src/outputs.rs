@@ -1,5 +1,6 @@
-//! The outputs sent from the worker thread (never the audio thread): OSC over UDP, the mood
-//! read-out parameters, and the plain-words status of the MIDI and OSC settings.
+//! The outputs sent from the worker thread (never the audio thread): OSC over UDP and the
+//! plain-words status of the MIDI and OSC settings. (The mood read-out parameters are written
+//! as each mood is published: `MoodscopeParams::mirror`, called by `plugin::worker::Session`.)
 //!
 //! In: the published mood (`Published::read`, after each publication: the worker calls
 //! `Outputs::poll` after every look at the ring, and every few milliseconds when idle, e.g.
@@ -15,7 +16,6 @@
 //!   or `none` when there is no music or the verdict is uncertain), `PREFIX/confidence` (float
 //!   0–1), `PREFIX/presence` (float 0–1), `PREFIX/valence` and `PREFIX/arousal` (floats −1..1,
 //!   when the head reads them) and `PREFIX/state` (string: `mood`, `uncertain` or `no-music`);
-//! - the read-out parameters (`MoodscopeParams::mirror`);
 //! - `Published::set_outputs_status`: what is wrong with the settings, one problem per line
 //!   ("" when nothing is), for the editor. A bad setting turns off only what it concerns: a
 //!   malformed prefix or a host that cannot be found stops OSC (audio, analysis and MIDI go on),
@@ -49,7 +49,7 @@ const ERROR_SHOWN_FOR: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct Outputs {
     osc: OscOut,
-    /// Sequence of the last mood sent / mirrored.
+    /// Sequence of the last mood sent.
     sequence: u64,
 }
 
@@ -66,7 +66,6 @@ impl Outputs {
         if published.sequence() != self.sequence {
             if let Some(snapshot) = published.read() {
                 self.sequence = snapshot.sequence;
-                params.mirror(&snapshot);
                 if osc.enabled {
                     self.osc.send(&snapshot, &published.label_names());
                 }
@@ -594,9 +593,6 @@ mod tests {
                 (None, false) => "no-music",
             };
             assert_eq!(got[9].args, [OscType::String(state.to_owned())]);
-            // The read-outs mirror the same mood.
-            assert_eq!(params.out_mood_1.value(), p[0]);
-            assert_eq!(params.out_presence.value(), snapshot.presence);
         }
         assert!(
             receive(&receiver, 1).is_empty(),

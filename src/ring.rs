@@ -16,8 +16,16 @@
 //! Resets travel beside the samples: the audio thread records the stream position at which it
 //! was reset, and the reader hands out only the audio after the latest reset, flagged, so the
 //! worker restarts its analysis exactly where the host reset the plugin.
+//!
+//! A host rendering faster than real time while it calls the plugin real-time (Ardour's export
+//! does: it announces offline processing only per block, which nice-plug does not pass on) is
+//! not a live stream: nothing needs dropping, and the host can wait. The reader (the worker, which
+//! measures the pace, see `plugin::worker`) then sets `set_writer_waits`: the writer waits for room
+//! instead of counting an overrun, and the worker reads with no lag limit. The wait is a spin on
+//! the ring's own atomics (no lock, no syscall), and it ends as soon as the reader is gone or clears
+//! the flag.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
@@ -32,6 +40,8 @@ struct Shared {
     reset_epoch: AtomicU64,
     /// Samples the audio thread could not queue because the ring was full.
     overrun: AtomicU64,
+    /// Set by the reader while the host renders faster than real time: the writer waits for room.
+    writer_waits: AtomicBool,
 }
 
 /// Creates a ring holding `capacity` samples: the writer goes to the audio thread, the reader to
@@ -64,10 +74,18 @@ pub struct RingWriter {
 }
 
 impl RingWriter {
-    /// Queues `samples`; what does not fit is counted as overrun, never waited for.
+    /// Queues `samples`; what does not fit is counted as overrun, never waited for, unless the
+    /// reader said the host renders faster than real time (see the module doc).
     #[inline]
     pub fn push(&mut self, samples: &[f32]) {
-        let pushed = self.producer.push_slice(samples);
+        let mut pushed = self.producer.push_slice(samples);
+        while pushed < samples.len()
+            && self.shared.writer_waits.load(Ordering::Acquire)
+            && Arc::strong_count(&self.shared) > 1
+        {
+            std::hint::spin_loop();
+            pushed += self.producer.push_slice(&samples[pushed..]);
+        }
         self.queued += pushed as u64;
         if pushed < samples.len() {
             self.shared
@@ -160,6 +178,18 @@ impl RingReader {
         self.consumer.occupied_len()
     }
 
+    /// Samples that have arrived since the ring was made (read, dropped or waiting): the stream's
+    /// clock as the writer has advanced it.
+    pub fn arrived(&self) -> u64 {
+        self.popped + self.consumer.occupied_len() as u64
+    }
+
+    /// While `true`, the writer waits for room instead of dropping (the host renders faster than
+    /// real time and is not a live stream).
+    pub fn set_writer_waits(&self, wait: bool) {
+        self.shared.writer_waits.store(wait, Ordering::Release);
+    }
+
     pub fn capacity(&self) -> usize {
         self.consumer.capacity().get()
     }
@@ -229,6 +259,38 @@ mod tests {
             Read::default(),
             "overrun is reported once"
         );
+    }
+
+    #[test]
+    fn a_writer_told_to_wait_loses_nothing_and_stops_waiting_when_the_reader_goes() {
+        let (mut w, mut r) = sample_ring(64);
+        r.set_writer_waits(true);
+        let total = 50_000usize;
+        let reader = std::thread::spawn(move || {
+            let mut out = [0.0; 37];
+            let mut expected = 0usize;
+            while expected < total {
+                let read = r.read(&mut out, usize::MAX);
+                assert_eq!(read.dropped, 0);
+                for &s in &out[..read.len] {
+                    assert_eq!(s, expected as f32);
+                    expected += 1;
+                }
+            }
+            assert_eq!(r.arrived(), total as u64);
+            // Dropped here, with the writer possibly waiting for room.
+        });
+        let mut next = 0;
+        while next < total {
+            let n = 100.min(total - next);
+            w.push(&ramp(next, n));
+            next += n;
+        }
+        reader.join().unwrap();
+        assert_eq!(w.overrun(), 0, "nothing was dropped");
+        // The reader is gone: a full ring no longer holds the writer.
+        w.push(&ramp(0, 200));
+        assert!(w.overrun() > 0);
     }
 
     #[test]

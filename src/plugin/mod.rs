@@ -8,13 +8,25 @@
 //!
 //! Threads:
 //! - audio thread: `process()` → `realtime::Feed` (downmix, push to the ring), a wait-free read
-//!   of the published mood and `realtime::MidiOut`. Nothing else, ever (see `realtime.rs`).
+//!   of the published mood and `realtime::MidiOut`, with denormals flushed to zero for the call
+//!   (`realtime::FlushDenormals`). Nothing else, ever (see `realtime.rs`).
 //! - worker thread (one per instance, `worker::Worker`): ring → analysis → smoothing → publish.
 //! - main thread: `activate()`/`deactivate()` create the ring for the host's rate and hand its
 //!   reading end to the worker.
 //!
 //! An offline render (`ProcessMode::Offline`) analyses inside `process()` instead, so that no
 //! window is dropped and the values are exactly those of `moodscope analyze` on the same audio.
+//! A host that renders faster than real time without saying so (Ardour's export) is found out by
+//! the worker, which then analyses every window too (see `worker.rs`).
+//!
+//! Bypass (`params::MoodscopeParams::bypass`, the host's bypass): the audio passes untouched as
+//! always; with "Analyse while bypassed" off, `process()` stops feeding the analysis, and
+//! switching back on restarts it as a host reset does (the windows start again from there).
+//!
+//! The host's transport starting to play (after blocks processed while stopped) restarts the
+//! analysis too: the moods then describe the music from where play was pressed, and a render
+//! (which a host starts after processing silence with the transport stopped, as Ardour's export
+//! does) is analysed from its first sample, as `moodscope analyze` analyses the rendered file.
 
 pub mod params;
 pub mod realtime;
@@ -30,7 +42,7 @@ use crate::models::ModelDir;
 use crate::ring::sample_ring;
 
 use self::params::MoodscopeParams;
-use self::realtime::{Feed, MidiOut};
+use self::realtime::{Feed, FlushDenormals, MidiOut};
 use self::shared::{Health, MoodSnapshot, Published};
 use self::worker::{OfflineRender, Worker};
 
@@ -49,6 +61,11 @@ pub struct Moodscope {
     latest: MoodSnapshot,
     /// MIDI CC output state (created on activation, for the host's rate).
     midi: MidiOut,
+    /// The analysis is not fed (bypassed, with "Analyse while bypassed" off).
+    paused: bool,
+    /// Whether the host's transport played in the previous block (`None`: no block yet since
+    /// activation).
+    was_playing: Option<bool>,
 }
 
 impl Default for Moodscope {
@@ -62,6 +79,8 @@ impl Default for Moodscope {
             offline: None,
             latest: MoodSnapshot::default(),
             midi: MidiOut::new(44_100.0),
+            paused: false,
+            was_playing: None,
         }
     }
 }
@@ -141,12 +160,15 @@ impl Plugin for Moodscope {
         self.feed = None;
         self.offline = None;
         self.midi = MidiOut::new(buffer_config.sample_rate);
+        self.paused = false;
+        self.was_playing = None;
+        self.published.set_paused(false);
         if buffer_config.process_mode == ProcessMode::Offline {
             if let Some(worker) = self.worker() {
                 worker.stop();
             }
             self.offline = Some(OfflineRender::new(
-                &self.params,
+                self.params.clone(),
                 sample_rate,
                 buffer_config.max_buffer_size as usize,
                 &self.models,
@@ -169,7 +191,7 @@ impl Plugin for Moodscope {
         }
         self.midi.reset();
         if let Some(offline) = &mut self.offline {
-            util::permit_alloc(|| offline.reset(&self.params, &self.models, &self.published));
+            util::permit_alloc(|| offline.reset(&self.models, &self.published));
         }
     }
 
@@ -179,13 +201,40 @@ impl Plugin for Moodscope {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        // Denormal input costs what silence costs, and the host's modes are back on return.
+        let _denormals = FlushDenormals::new();
         let block_len = buffer.samples();
         let channels = buffer.as_slice_immutable();
-        if let Some(feed) = &mut self.feed {
+        let analysing = self.params.analysing();
+        let playing = context.transport().playing;
+        let play_pressed = playing && self.was_playing == Some(false);
+        self.was_playing = Some(playing);
+        if analysing && (self.paused || play_pressed) {
+            // Back from a bypass that paused the analysis, or the transport starts playing: the
+            // analysis starts afresh, as after a reset.
+            if let Some(feed) = &mut self.feed {
+                feed.reset();
+            }
+            if let Some(offline) = &mut self.offline {
+                util::permit_alloc(|| offline.reset(&self.models, &self.published));
+            }
+            self.midi.reset();
+        }
+        if self.paused != !analysing {
+            self.paused = !analysing;
+            self.published.set_paused(self.paused);
+            if let Some(offline) = &self.offline {
+                // Offline the worker is idle: the render says why nothing is analysed.
+                util::permit_alloc(|| offline.show_paused(self.paused, &self.published));
+            }
+        }
+        if !analysing {
+            // Bypassed with "Analyse while bypassed" off: the audio passes, nothing is analysed.
+        } else if let Some(feed) = &mut self.feed {
             feed.push(channels);
         } else if let Some(offline) = &mut self.offline {
             // Offline: the host waits for us; allocating and analysing here is the point.
-            util::permit_alloc(|| offline.process(channels, &self.params, &self.published));
+            util::permit_alloc(|| offline.process(channels, &self.published));
         }
         if let Some(snapshot) = self.published.read() {
             self.latest = snapshot;
@@ -207,7 +256,7 @@ impl Plugin for Moodscope {
 
     fn deactivate(&mut self) {
         if let Some(mut offline) = self.offline.take() {
-            offline.finish(&self.params, &self.published);
+            offline.finish(&self.published);
         }
         if self.feed.take().is_some() {
             if let Some(worker) = &self.worker {

@@ -19,16 +19,29 @@
 //! by `process()` on the audio thread); the OSC host and address prefix are text, so they are
 //! persisted fields (saved with the session, set from the editor), read by the worker.
 //!
-//! Mood read-outs (`Mood 1 (Happy)` … `Music presence`): parameters that mirror what the analysis
-//! publishes, for hosts that show a plugin's parameters. nice-plug has no read-only or output
-//! parameter (its only read-only flag also hides the parameter, and only its editor context can
-//! tell a host a value changed, as a user gesture), so the worker writes their values directly
-//! (`MoodscopeParams::mirror`): a host that asks for a value (CLAP `get_value`, VST3
-//! `getParamNormalized`) gets the current mood, but the host is not notified of the change, and a
-//! user moving one sees it overwritten at the next window. They are not automatable.
+//! Bypass (`Bypass`, the host's bypass: CLAP `CLAP_PARAM_IS_BYPASS`, VST3 `kIsBypass`): the audio
+//! passes untouched either way (Moodscope never changes it); `Analyse while bypassed` (on by
+//! default) says whether the analysis and its outputs go on meanwhile. Read by `process()`.
+//!
+//! Mood read-outs (`Mood 1` … `Mood 6`, `Valence`, `Arousal`, `Music presence`): parameters that
+//! mirror each published mood, for hosts that show a plugin's parameters. `Mood n` is the
+//! readout's n-th label (the default one: Happy, Sad, Calm, Angry, Scary); slots it has no label
+//! for, and valence and arousal for heads that give none, stay at 0. Their names are generic, because a
+//! plugin's parameter names are fixed when the host loads it while the head (and so its labels)
+//! may change; their texts are plain numbers (`62 %`, `+0.25`), so that hosts that read values
+//! from the text (pedalboard) see numbers. nice-plug has no read-only or output
+//! parameter (its only read-only flag also hides the parameter; it writes no VST3 output
+//! parameter changes; CLAP `param_value` output events and VST3 `performEdit` are reachable only
+//! through its editor context, and as user gestures), so the analysis writes their values directly
+//! (`MoodscopeParams::mirror`, when each mood is published): a host that asks for a value (CLAP
+//! `get_value`, VST3 `getParamNormalized`) gets the current mood, but the host is not notified of
+//! the change, so a host that caches values shows them only when it asks again (see the README),
+//! and a user moving one sees it overwritten at the next window. They are not automatable.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+
+use super::shared::MoodSnapshot;
 
 use nice_plug::prelude::*;
 
@@ -150,6 +163,8 @@ pub enum MidiResolution {
 pub const MOOD_CCS: usize = 6;
 /// Highest CC number a mood may use (120–127 are channel mode messages).
 pub const MAX_CC: i32 = 119;
+/// Mood read-out parameters (`Mood 1` … `Mood 6`): a head's first labels, in its order.
+pub const MOOD_READOUTS: usize = 6;
 
 /// The MIDI CC settings, read from the parameters' atomics: safe on the audio thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +220,13 @@ pub struct MoodscopeParams {
     #[persist = "editor-state"]
     pub editor_size: Arc<RwLock<crate::editor::EditorSize>>,
 
+    /// The host's bypass. The audio passes untouched either way.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+    /// Whether the analysis (and so MIDI, OSC and the read-outs) goes on while bypassed.
+    #[id = "analyse-bypassed"]
+    pub analyse_while_bypassed: BoolParam,
+
     /// Send the moods as MIDI CCs from `process()`.
     #[id = "midi-out"]
     pub midi_out: BoolParam,
@@ -254,7 +276,7 @@ pub struct MoodscopeParams {
     #[persist = "osc-prefix"]
     pub osc_prefix: Arc<RwLock<String>>,
 
-    /// Read-outs of the published moods (see the module doc): written by the worker only.
+    /// Read-outs of the published moods (see the module doc): written by the analysis only.
     #[id = "out-mood-1"]
     pub out_mood_1: FloatParam,
     #[id = "out-mood-2"]
@@ -263,6 +285,16 @@ pub struct MoodscopeParams {
     pub out_mood_3: FloatParam,
     #[id = "out-mood-4"]
     pub out_mood_4: FloatParam,
+    #[id = "out-mood-5"]
+    pub out_mood_5: FloatParam,
+    #[id = "out-mood-6"]
+    pub out_mood_6: FloatParam,
+    /// −1 (negative) to 1 (positive), 0 when the head gives none.
+    #[id = "out-valence"]
+    pub out_valence: FloatParam,
+    /// −1 (calm) to 1 (excited), 0 when the head gives none.
+    #[id = "out-arousal"]
+    pub out_arousal: FloatParam,
     #[id = "out-presence"]
     pub out_presence: FloatParam,
 }
@@ -301,6 +333,10 @@ impl Default for MoodscopeParams {
             head_file: Arc::new(RwLock::new(None)),
             editor_size: Arc::new(RwLock::new(crate::editor::EditorSize::default())),
 
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+            analyse_while_bypassed: BoolParam::new("Analyse while bypassed", true)
+                .non_automatable(),
+
             midi_out: BoolParam::new("MIDI out", false).non_automatable(),
             midi_channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 })
                 .non_automatable(),
@@ -327,10 +363,14 @@ impl Default for MoodscopeParams {
             osc_host: Arc::new(RwLock::new(DEFAULT_OSC_HOST.to_owned())),
             osc_prefix: Arc::new(RwLock::new(DEFAULT_OSC_PREFIX.to_owned())),
 
-            out_mood_1: read_out("Mood 1 (Happy)"),
-            out_mood_2: read_out("Mood 2 (Sad)"),
-            out_mood_3: read_out("Mood 3 (Angry)"),
-            out_mood_4: read_out("Mood 4 (Scary)"),
+            out_mood_1: read_out("Mood 1"),
+            out_mood_2: read_out("Mood 2"),
+            out_mood_3: read_out("Mood 3"),
+            out_mood_4: read_out("Mood 4"),
+            out_mood_5: read_out("Mood 5"),
+            out_mood_6: read_out("Mood 6"),
+            out_valence: signed_read_out("Valence"),
+            out_arousal: signed_read_out("Arousal"),
             out_presence: read_out("Music presence"),
         }
     }
@@ -354,6 +394,21 @@ fn read_out(name: &str) -> FloatParam {
         .with_value_to_string(formatters::v2s_f32_percentage(0))
         .with_string_to_value(formatters::s2v_f32_percentage())
         .non_automatable()
+}
+
+/// `Valence`, `Arousal`: −1 to 1, shown with a sign (`+0.25`).
+fn signed_read_out(name: &str) -> FloatParam {
+    FloatParam::new(
+        name,
+        0.0,
+        FloatRange::Linear {
+            min: -1.0,
+            max: 1.0,
+        },
+    )
+    .with_value_to_string(Arc::new(|value| format!("{value:+.2}")))
+    .with_string_to_value(Arc::new(|text| text.trim().parse().ok()))
+    .non_automatable()
 }
 
 /// What the worker builds its analyser from. Changing any of it restarts the analysis.
@@ -429,34 +484,53 @@ impl MoodscopeParams {
         }
     }
 
-    /// Writes the published moods into the read-out parameters (see the module doc). Worker
-    /// only; the values are atomics that `process()` never reads.
-    pub fn mirror(&self, snapshot: &super::shared::MoodSnapshot) {
-        use nice_plug::params::InternalParamMut;
-        let outs = [
+    /// The mood read-outs, in the order hosts list them: `Mood 1` … `Mood 6`, `Valence`,
+    /// `Arousal`, `Music presence`.
+    pub fn read_outs(&self) -> [&FloatParam; MOOD_READOUTS + 3] {
+        [
             &self.out_mood_1,
             &self.out_mood_2,
             &self.out_mood_3,
             &self.out_mood_4,
-        ];
-        for (i, param) in outs.into_iter().enumerate() {
-            let value = snapshot.probabilities().get(i).copied().unwrap_or(0.0);
+            &self.out_mood_5,
+            &self.out_mood_6,
+            &self.out_valence,
+            &self.out_arousal,
+            &self.out_presence,
+        ]
+    }
+
+    /// Writes a published mood into the read-out parameters (see the module doc): called by the
+    /// analysis as it publishes (the worker, or `process()` in an offline render). `process()`
+    /// never reads these parameters.
+    pub fn mirror(&self, snapshot: &MoodSnapshot) {
+        use nice_plug::params::InternalParamMut;
+        let mut values = [0.0f32; MOOD_READOUTS + 3];
+        for (value, &p) in values.iter_mut().zip(snapshot.probabilities()) {
+            *value = finite_in(p, 0.0, 1.0);
+        }
+        values[MOOD_READOUTS] = snapshot.valence.map_or(0.0, |v| finite_in(v, -1.0, 1.0));
+        values[MOOD_READOUTS + 1] = snapshot.arousal.map_or(0.0, |v| finite_in(v, -1.0, 1.0));
+        values[MOOD_READOUTS + 2] = finite_in(snapshot.presence, 0.0, 1.0);
+        for (param, value) in self.read_outs().into_iter().zip(values) {
             // SAFETY: nice-plug reserves its setters for its wrappers, so that a value never
             // changes under `process()`; nothing reads these parameters there (they are
             // read-outs), and the value is an atomic, so no thread sees a torn value.
-            unsafe { param._internal_set_plain_value(finite_unit(value)) };
+            unsafe { param._internal_set_plain_value(value) };
         }
-        // SAFETY: as above.
-        unsafe {
-            self.out_presence
-                ._internal_set_plain_value(finite_unit(snapshot.presence))
-        };
+    }
+
+    /// Whether `process()` feeds the analysis: not bypassed, or bypassed with "Analyse while
+    /// bypassed" on. Atomic loads only.
+    #[inline]
+    pub fn analysing(&self) -> bool {
+        !self.bypass.value() || self.analyse_while_bypassed.value()
     }
 }
 
-fn finite_unit(v: f32) -> f32 {
+fn finite_in(v: f32, min: f32, max: f32) -> f32 {
     if v.is_finite() {
-        v.clamp(0.0, 1.0)
+        v.clamp(min, max)
     } else {
         0.0
     }
@@ -508,6 +582,67 @@ mod tests {
         let s = smoothing_settings(100.0, -3.0);
         assert_eq!(s.time_constant_seconds, MAX_SMOOTHING_SECONDS);
         assert!((s.hysteresis - 0.2).abs() < 1e-6 && (s.presence_threshold - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn read_outs_follow_the_heads_labels_and_unused_ones_stay_at_zero() {
+        let params = MoodscopeParams::default();
+        let text = |p: &FloatParam| p.to_string();
+        let mut snapshot = MoodSnapshot {
+            sequence: 1,
+            labels: 3,
+            presence: 0.8,
+            arousal: Some(-0.5),
+            ..MoodSnapshot::default()
+        };
+        snapshot.probabilities[..3].copy_from_slice(&[0.5, 0.3, 0.2]);
+        params.mirror(&snapshot);
+        let values: Vec<f32> = params.read_outs().iter().map(|p| p.value()).collect();
+        assert_eq!(values, [0.5, 0.3, 0.2, 0.0, 0.0, 0.0, 0.0, -0.5, 0.8]);
+        assert_eq!(text(&params.out_mood_1), "50 %");
+        assert_eq!(text(&params.out_mood_4), "0 %");
+        assert_eq!(text(&params.out_arousal), "-0.50");
+        assert_eq!(text(&params.out_presence), "80 %");
+        // A head with six labels fills every slot; a smaller one clears what it no longer has.
+        snapshot.labels = 6;
+        snapshot.probabilities[..6].copy_from_slice(&[0.1, 0.1, 0.1, 0.1, 0.1, 0.5]);
+        snapshot.valence = Some(7.0);
+        params.mirror(&snapshot);
+        assert_eq!(params.out_mood_6.value(), 0.5);
+        assert_eq!(params.out_valence.value(), 1.0, "clamped to the range");
+        snapshot.labels = 2;
+        params.mirror(&snapshot);
+        assert_eq!(params.out_mood_3.value(), 0.0);
+        assert_eq!(params.out_mood_6.value(), 0.0);
+        // Texts parse back.
+        assert_eq!(
+            params.out_mood_1.string_to_normalized_value("62 %"),
+            Some(0.62)
+        );
+        assert_eq!(
+            params.out_valence.string_to_normalized_value("+0.50"),
+            Some(0.75)
+        );
+    }
+
+    #[test]
+    fn analysis_pauses_only_when_bypassed_with_analysis_off() {
+        use nice_plug::params::InternalParamMut;
+        let params = MoodscopeParams::default();
+        assert!(params.analysing());
+        unsafe { params.bypass._internal_set_plain_value(true) };
+        assert!(
+            params.analysing(),
+            "Analyse while bypassed is on by default"
+        );
+        unsafe {
+            params
+                .analyse_while_bypassed
+                ._internal_set_plain_value(false)
+        };
+        assert!(!params.analysing());
+        unsafe { params.bypass._internal_set_plain_value(false) };
+        assert!(params.analysing());
     }
 
     #[test]

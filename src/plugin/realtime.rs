@@ -9,6 +9,13 @@
 //! I/O, no logging), no unbounded loop, no waiting. `process()` runs with nice-plug's
 //! `assert_process_allocs` in the host tests, which aborts on any allocation here. Reading what the
 //! worker published is `shared::Published::read`, which is wait-free.
+//!
+//! Denormals: `process()` holds a `FlushDenormals` guard for its whole call, which sets the CPU's
+//! flush-to-zero and denormals-are-zero modes (x86-64 MXCSR FTZ and DAZ; AArch64 FPCR FZ) and puts
+//! back exactly what the host had when it returns. Denormal input is then read as zero by the
+//! downmix (and by an offline render's analysis, which runs inside `process()`), so it costs
+//! what silence costs. The worker thread sets the same modes once for its whole life
+//! (`flush_denormals_on_this_thread`).
 
 use crate::engine::downmix_planar;
 use crate::ring::RingWriter;
@@ -20,6 +27,126 @@ use super::shared::MoodSnapshot;
 pub const MAX_CHANNELS: usize = 8;
 /// Samples downmixed per step, on the stack.
 const STEP: usize = 256;
+
+/// x86-64 MXCSR: flush-to-zero (denormal results become 0) and denormals-are-zero (denormal
+/// operands read as 0).
+#[cfg(target_arch = "x86_64")]
+const MXCSR_FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+/// AArch64 FPCR: flush-to-zero (both inputs and results, for single and double precision).
+#[cfg(target_arch = "aarch64")]
+const FPCR_FZ: u64 = 1 << 24;
+
+/// The calling thread's floating-point control word (MXCSR on x86-64, FPCR on AArch64; 0
+/// elsewhere).
+#[inline]
+pub fn fp_control() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut mxcsr: u32 = 0;
+        // SAFETY: stores the MXCSR register into a local; no other effect.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut mxcsr, options(nostack)) };
+        mxcsr as u64
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let fpcr: u64;
+        // SAFETY: reads the FPCR register; no other effect.
+        unsafe { std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack)) };
+        fpcr
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        0
+    }
+}
+
+#[inline]
+fn set_fp_control(value: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mxcsr = value as u32;
+        // SAFETY: loads MXCSR from a local; only this thread's floating-point modes change.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack)) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: writes FPCR; only this thread's floating-point modes change.
+        unsafe { std::arch::asm!("msr fpcr, {}", in(reg) value, options(nomem, nostack)) };
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = value;
+}
+
+/// `fp_control` with denormals flushed.
+#[inline]
+fn with_denormals_flushed(control: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        control | MXCSR_FTZ_DAZ as u64
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        control | FPCR_FZ
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        control
+    }
+}
+
+/// Whether the calling thread flushes denormals (inputs and results) to zero. Always `false` on
+/// targets other than x86-64 and AArch64.
+#[inline]
+pub fn denormals_flushed() -> bool {
+    let control = fp_control();
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+        && with_denormals_flushed(control) == control
+}
+
+/// Flush-to-zero and denormals-are-zero for as long as the guard lives, on this thread only; the
+/// previous control word (whatever the host had set) is restored when it is dropped. Two register
+/// accesses each way, no syscall: for `process()`.
+pub struct FlushDenormals {
+    saved: u64,
+    /// The modes belong to the thread that set them: the guard must not move to another.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl FlushDenormals {
+    #[inline]
+    pub fn new() -> Self {
+        let saved = fp_control();
+        let flushed = with_denormals_flushed(saved);
+        if flushed != saved {
+            set_fp_control(flushed);
+        }
+        Self {
+            saved,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Default for FlushDenormals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for FlushDenormals {
+    #[inline]
+    fn drop(&mut self) {
+        if fp_control() != self.saved {
+            set_fp_control(self.saved);
+        }
+    }
+}
+
+/// Flush-to-zero and denormals-are-zero for the rest of this thread's life: for threads Moodscope
+/// owns (the worker), never for a host's thread.
+pub fn flush_denormals_on_this_thread() {
+    set_fp_control(with_denormals_flushed(fp_control()));
+}
 
 /// The audio thread's end of the analysis: downmix and queue.
 pub struct Feed {

@@ -3,7 +3,9 @@
 //! In: one writer at a time (the worker thread, or `process()` itself during an offline render)
 //! publishing a smoothed mood per window, and status changes.
 //! Out: lock-free, wait-free snapshots for any thread — the audio thread (MIDI CC out), the
-//! editor, the OSC sender — plus the label names and a status text for threads that may lock.
+//! editor, the OSC sender — plus the label names and a status text for threads that may lock, and
+//! two flags the status line explains: the analysis paused by the bypass (set by `process()`) and
+//! a host rendering faster than real time (set by the worker).
 //!
 //! The mood is a seqlock over atomics: the writer makes the sequence odd, stores the values and
 //! makes it even again; a reader retries (a bounded number of times, never waiting) when the
@@ -148,6 +150,11 @@ pub struct Published {
     health: AtomicU8,
     status: Mutex<String>,
     label_names: Mutex<Arc<[String]>>,
+    /// `process()` is not feeding the analysis (bypassed with "Analyse while bypassed" off).
+    paused: AtomicBool,
+    /// The worker found the host delivering audio faster than real time (an offline render that
+    /// the host did not announce).
+    freewheeling: AtomicBool,
     /// Samples lost because the analysis fell behind, since the plugin was created.
     dropped_samples: AtomicU64,
     /// Times the analysis was restarted after an internal error.
@@ -174,6 +181,8 @@ impl Default for Published {
             health: AtomicU8::new(Health::Starting as u8),
             status: Mutex::new("Waiting for the host to start audio".into()),
             label_names: Mutex::new(Arc::from(Vec::new())),
+            paused: AtomicBool::new(false),
+            freewheeling: AtomicBool::new(false),
             dropped_samples: AtomicU64::new(0),
             restarts: AtomicU32::new(0),
             outputs_status: Mutex::new(String::new()),
@@ -320,6 +329,26 @@ impl Published {
 
     pub fn set_label_names(&self, names: Arc<[String]>) {
         *self.label_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// Set by `process()` every block (one relaxed store: safe on the audio thread): whether the
+    /// analysis is paused by the bypass.
+    #[inline]
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Set by the worker: the host delivers audio faster than real time.
+    pub fn set_freewheeling(&self, freewheeling: bool) {
+        self.freewheeling.store(freewheeling, Ordering::Relaxed);
+    }
+
+    pub fn freewheeling(&self) -> bool {
+        self.freewheeling.load(Ordering::Relaxed)
     }
 
     /// Samples the analysis skipped because it fell behind, since the plugin was created.

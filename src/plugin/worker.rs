@@ -2,8 +2,22 @@
 //!
 //! A `Session` is one analysis stream: `engine::Analyser` (resample → log-mel → patch →
 //! backbone → head, the same code as `moodscope analyze`), then `engine::Smoother`, then
-//! `Published::publish`. The worker thread (one per plugin instance) drives a session from the
+//! `Published::publish` and the mood read-out parameters (`MoodscopeParams::mirror`), for each
+//! window as it completes. The worker thread (one per plugin instance) drives a session from the
 //! ring; during an offline render `process()` drives one directly so no window is dropped.
+//!
+//! Pace: a live stream brings audio at real-time pace, and a worker that falls behind by more
+//! than `MAX_LAG_SECONDS` drops the oldest audio to stay current. A host that renders faster than
+//! real time but calls the plugin in real-time mode (Ardour's export: it says "offline" only in
+//! each block's process data, which nice-plug does not pass on) is not live: `PaceMeter` sees the
+//! audio arrive more than `FREEWHEEL_AHEAD_SECONDS` ahead of the wall clock (decaying with a
+//! `PACE_TIME_CONSTANT` time constant, so block bursts and model loads of a live stream never
+//! count), and while it does the worker drops nothing and the audio thread waits for room in the
+//! ring (`RingReader::set_writer_waits`): every window is analysed, as in an offline render.
+//!
+//! Denormals: the worker thread flushes them to zero for its whole life, as `process()` does for
+//! each call (`realtime::flush_denormals_on_this_thread`), so that the analysis runs in the same
+//! floating-point mode wherever it runs (see the README for what this costs and changes).
 //!
 //! The thread never lets a failure escape: model files missing or corrupt, a bad head file or a
 //! panic in the analysis become a status line a user can act on, the audio keeps passing through,
@@ -11,7 +25,7 @@
 //! after an error, so that models installed while the plugin runs are picked up).
 //!
 //! Between looks at the ring (and every `IDLE_POLL_INTERVAL` without a stream) the thread runs
-//! `crate::outputs::Outputs::poll`: OSC, the mood read-out parameters, the outputs' status.
+//! `crate::outputs::Outputs::poll`: OSC and the outputs' status.
 //!
 //! Control messages (start, stop, reload, shutdown) come from the main thread on a crossbeam
 //! channel; parameters are read from their atomics, so host automation needs no message (the
@@ -38,10 +52,17 @@ use super::params::{AnalysisSettings, MoodscopeParams};
 use super::shared::{Health, MoodUpdate, Published};
 
 /// Environment variable naming a CSV file the analysis writes every window to (full-precision
-/// raw and smoothed values). Opt-in, for tests and for users checking a render; written by the
-/// worker (or an offline render), never by the real-time audio thread. Each new stream (after
-/// activation or a reset) starts the file afresh.
+/// raw and smoothed values, and whether the thread that analysed it flushed denormals). Opt-in,
+/// for tests and for users checking a render; written by the worker (or an offline render), never
+/// by the real-time audio thread. Each new stream (after activation or a reset) that analyses a
+/// window starts the file afresh at its first window; with `%n` in the path, each such stream
+/// writes a file of its own instead, `%n` replaced by 1, 2, … in the order the streams start
+/// writing in this process (a host that processes before and after a render, as Ardour's
+/// command-line export does, then leaves the render's windows in a file of their own).
 pub const WINDOW_LOG_ENV: &str = "MOODSCOPE_WINDOW_LOG";
+
+/// Streams of this process that have opened a window log (numbers `%n`).
+static LOGGED_STREAMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How long the worker sleeps between looks at the ring when idle.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -61,6 +82,17 @@ const FIRST_PANIC_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_PANIC_BACKOFF: Duration = Duration::from_secs(30);
 /// How long "audio dropped" stays in the status after the last drop.
 const DEGRADED_FOR: Duration = Duration::from_secs(10);
+/// The status while the bypass pauses the analysis.
+const PAUSED_STATUS: &str = "Bypassed: the analysis waits until the plugin is switched on again \
+                             (\"Analyse while bypassed\" is off)";
+/// How far ahead of the wall clock the audio must have arrived for the host to count as rendering
+/// faster than real time, and how far it must fall back for it to count as live again.
+pub const FREEWHEEL_AHEAD_SECONDS: f64 = 1.0;
+pub const LIVE_AHEAD_SECONDS: f64 = 0.25;
+/// Time constant with which the lead decays: a live stream's bursts (a block, a model load)
+/// fade, while audio arriving at more than 1 + `FREEWHEEL_AHEAD_SECONDS` / `PACE_TIME_CONSTANT`
+/// (2x) real time for long enough builds a lead.
+pub const PACE_TIME_CONSTANT: f64 = 1.0;
 
 /// Ring capacity for a host rate.
 pub fn ring_capacity(sample_rate: u32) -> usize {
@@ -72,14 +104,55 @@ pub fn max_backlog(sample_rate: u32) -> usize {
     (sample_rate as f64 * MAX_LAG_SECONDS).ceil() as usize
 }
 
+/// How far the audio has arrived ahead of the wall clock, decaying (see the module doc).
+#[derive(Debug, Default)]
+pub struct PaceMeter {
+    last: Option<(Instant, u64)>,
+    ahead_seconds: f64,
+    freewheeling: bool,
+}
+
+impl PaceMeter {
+    /// `arrived`: samples of the stream that have arrived by `now`, at `rate`. Returns whether
+    /// the host renders faster than real time.
+    pub fn update(&mut self, now: Instant, arrived: u64, rate: u32) -> bool {
+        if let Some((then, before)) = self.last {
+            let wall = now.saturating_duration_since(then).as_secs_f64();
+            let audio = arrived.saturating_sub(before) as f64 / rate.max(1) as f64;
+            self.ahead_seconds =
+                (self.ahead_seconds * (-wall / PACE_TIME_CONSTANT).exp() + audio - wall).max(0.0);
+        }
+        self.last = Some((now, arrived));
+        if self.ahead_seconds > FREEWHEEL_AHEAD_SECONDS {
+            self.freewheeling = true;
+        } else if self.ahead_seconds < LIVE_AHEAD_SECONDS {
+            self.freewheeling = false;
+        }
+        self.freewheeling
+    }
+
+    pub fn ahead_seconds(&self) -> f64 {
+        self.ahead_seconds
+    }
+}
+
+/// The window log: not created until the stream's first window (see `WINDOW_LOG_ENV`).
+enum LogState {
+    Off,
+    Pending(PathBuf),
+    Open(WindowLog),
+}
+
 /// One analysis stream: analyser, smoother, publication and the optional window log.
 pub struct Session {
     analyser: Analyser,
     smoother: Smoother,
     settings: AnalysisSettings,
     published: Arc<Published>,
+    /// The read-out parameters each mood is mirrored into.
+    params: Arc<MoodscopeParams>,
     readings: Vec<WindowReading>,
-    log: Option<WindowLog>,
+    log: LogState,
     /// Samples lost since the last reset (their time still counts in published timestamps).
     dropped_since_reset: u64,
     /// A problem that does not stop the analysis (e.g. the head file fell back to the default).
@@ -94,6 +167,7 @@ impl Session {
         input_rate: u32,
         models: &ModelDir,
         published: Arc<Published>,
+        params: Arc<MoodscopeParams>,
     ) -> Result<Self, EngineError> {
         let config = AnalyserConfig {
             input_rate,
@@ -128,8 +202,9 @@ impl Session {
             analyser,
             settings: settings.clone(),
             published,
+            params,
             readings: Vec::new(),
-            log: None,
+            log: LogState::Off,
             dropped_since_reset: 0,
             warning,
         };
@@ -162,31 +237,28 @@ impl Session {
         self.dropped_since_reset += samples;
     }
 
-    /// Analyses `samples` (mono, input rate); publishes and logs every window they complete.
-    /// Returns how many windows that was.
-    pub fn push(
-        &mut self,
-        samples: &[f32],
-        smoothing: SmoothingSettings,
-    ) -> Result<usize, EngineError> {
+    /// Analyses `samples` (mono, input rate); publishes, mirrors and logs every window they
+    /// complete, smoothed with the parameters' current settings. Returns how many windows that
+    /// was.
+    pub fn push(&mut self, samples: &[f32]) -> Result<usize, EngineError> {
         #[cfg(debug_assertions)]
         injected_panic();
         self.readings.clear();
         self.analyser.push(samples, &mut self.readings)?;
-        self.publish_readings(smoothing);
+        self.publish_readings();
         Ok(self.readings.len())
     }
 
     /// End of stream: analyses what the front end still holds (an offline render's last windows).
-    pub fn finish(&mut self, smoothing: SmoothingSettings) -> Result<usize, EngineError> {
+    pub fn finish(&mut self) -> Result<usize, EngineError> {
         self.readings.clear();
         self.analyser.finish(&mut self.readings)?;
-        self.publish_readings(smoothing);
+        self.publish_readings();
         Ok(self.readings.len())
     }
 
-    fn publish_readings(&mut self, smoothing: SmoothingSettings) {
-        self.smoother.set_settings(smoothing);
+    fn publish_readings(&mut self) {
+        self.smoother.set_settings(self.params.smoothing_settings());
         let hop_seconds = self.analyser.config().hop_seconds();
         let dropped_seconds =
             self.dropped_since_reset as f64 / self.analyser.config().input_rate as f64;
@@ -204,33 +276,47 @@ impl Session {
                 window: reading.index,
                 audio_end_seconds,
             });
-            if let Some(log) = &mut self.log {
+            if let Some(snapshot) = self.published.read() {
+                self.params.mirror(&snapshot);
+            }
+            if let LogState::Pending(path) = &self.log {
+                let path = match path.to_str() {
+                    Some(text) if text.contains("%n") => {
+                        let n = LOGGED_STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        PathBuf::from(text.replace("%n", &(n + 1).to_string()))
+                    }
+                    _ => path.clone(),
+                };
+                self.log = match WindowLog::create(&path, self.analyser.labels()) {
+                    Ok(log) => LogState::Open(log),
+                    Err(e) => {
+                        self.warning = Some(format!(
+                            "The window log {} could not be created ({e})",
+                            path.display()
+                        ));
+                        LogState::Off
+                    }
+                };
+            }
+            if let LogState::Open(log) = &mut self.log {
                 let sequence = self.published.sequence();
                 if let Err(e) = log.write(reading, state, sequence, audio_end_seconds) {
                     self.warning = Some(format!(
                         "The window log {} could not be written ({e})",
                         log.path.display()
                     ));
-                    self.log = None;
+                    self.log = LogState::Off;
                 }
             }
         }
     }
 
+    /// A new stream: the window log (if asked for) starts afresh at its first window.
     fn open_log(&mut self) {
-        self.log = None;
-        if let Some(path) = std::env::var_os(WINDOW_LOG_ENV) {
-            let path = PathBuf::from(path);
-            match WindowLog::create(&path, self.analyser.labels()) {
-                Ok(log) => self.log = Some(log),
-                Err(e) => {
-                    self.warning = Some(format!(
-                        "The window log {} could not be created ({e})",
-                        path.display()
-                    ))
-                }
-            }
-        }
+        self.log = match std::env::var_os(WINDOW_LOG_ENV) {
+            Some(path) => LogState::Pending(PathBuf::from(path)),
+            None => LogState::Off,
+        };
     }
 }
 
@@ -246,7 +332,7 @@ impl WindowLog {
         let raw: Vec<String> = labels.iter().map(|l| format!("raw_{l}")).collect();
         writeln!(
             out,
-            "window,start_seconds,end_seconds,raw_presence,{},sequence,audio_end_seconds,presence,dominant,confidence,{},raw_valence,raw_arousal,valence,arousal,uncertain",
+            "window,start_seconds,end_seconds,raw_presence,{},sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,{},raw_valence,raw_arousal,valence,arousal,uncertain",
             raw.join(","),
             labels.join(",")
         )?;
@@ -275,7 +361,7 @@ impl WindowLog {
         let axis = |v: Option<f32>| v.map_or(String::new(), |v| v.to_string());
         writeln!(
             self.out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             reading.index,
             reading.start_seconds,
             reading.end_seconds,
@@ -286,6 +372,8 @@ impl WindowLog {
             state.presence,
             dominant,
             state.confidence,
+            // The thread analysing this window: the worker, or `process()` offline.
+            super::realtime::denormals_flushed() as u8,
             join(&state.probabilities),
             axis(reading.valence),
             axis(reading.arousal),
@@ -363,6 +451,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("moodscope-worker".into())
             .spawn(move || {
+                super::realtime::flush_denormals_on_this_thread();
                 run(inbox, &params, &published, &models);
                 let _ = exited_tx.send(());
             })?;
@@ -407,12 +496,15 @@ impl Drop for Worker {
 /// The worker thread's loop.
 fn run(
     inbox: Receiver<Control>,
-    params: &MoodscopeParams,
+    params: &Arc<MoodscopeParams>,
     published: &Arc<Published>,
     models: &ModelDir,
 ) {
     let mut stream: Option<Stream> = None;
     let mut outputs = Outputs::new();
+    // Whether the last look left audio in the ring (a host rendering faster than real time):
+    // look again at once.
+    let mut more = false;
     loop {
         // OSC, the read-out parameters and the outputs' status, after each look at the ring.
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| outputs.poll(params, published))) {
@@ -422,11 +514,14 @@ fn run(
             ));
             outputs = Outputs::new();
         }
-        let message = if stream.is_some() {
+        let message = if more {
+            inbox.recv_timeout(Duration::ZERO)
+        } else if stream.is_some() {
             inbox.recv_timeout(POLL_INTERVAL)
         } else {
             inbox.recv_timeout(IDLE_POLL_INTERVAL)
         };
+        more = false;
         match message {
             Ok(Control::Start {
                 reader,
@@ -437,6 +532,7 @@ fn run(
             }
             Ok(Control::Stop) => {
                 stream = None;
+                published.set_freewheeling(false);
                 published.set_status(Health::Starting, "Waiting for the host to start audio");
             }
             Ok(Control::Reload) => {
@@ -452,6 +548,9 @@ fn run(
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             active.service(params, published, models)
         }));
+        if let Ok(left_some) = outcome {
+            more = left_some;
+        }
         if let Err(payload) = outcome {
             let message = panic_message(payload.as_ref());
             published.add_restart();
@@ -490,6 +589,8 @@ struct Stream {
     last_non_finite: Option<Instant>,
     /// The status last shown, to avoid rewriting it every poll.
     shown: Option<(Health, String)>,
+    /// Whether the host delivers audio faster than real time.
+    pace: PaceMeter,
 }
 
 impl Stream {
@@ -506,11 +607,30 @@ impl Stream {
             non_finite_seen: 0,
             last_non_finite: None,
             shown: None,
+            pace: PaceMeter::default(),
         }
     }
 
-    /// One look: rebuild if settings changed, then analyse what waits in the ring.
-    fn service(&mut self, params: &MoodscopeParams, published: &Arc<Published>, models: &ModelDir) {
+    /// Measures the pace at which audio arrives; while the host renders faster than real time,
+    /// the audio thread waits for room rather than dropping, and the worker keeps everything.
+    fn measure_pace(&mut self, published: &Published) -> bool {
+        let freewheeling =
+            self.pace
+                .update(Instant::now(), self.reader.arrived(), self.sample_rate);
+        self.reader.set_writer_waits(freewheeling);
+        published.set_freewheeling(freewheeling);
+        freewheeling
+    }
+
+    /// One look: rebuild if settings changed, then analyse what waits in the ring. Returns
+    /// whether to look again at once (audio is coming faster than it can wait for a poll).
+    fn service(
+        &mut self,
+        params: &Arc<MoodscopeParams>,
+        published: &Arc<Published>,
+        models: &ModelDir,
+    ) -> bool {
+        self.measure_pace(published);
         let settings = params.analysis_settings();
         if self
             .session
@@ -521,7 +641,13 @@ impl Stream {
             self.retry_at = Instant::now();
         }
         if self.session.is_none() && Instant::now() >= self.retry_at {
-            match Session::new(&settings, self.sample_rate, models, published.clone()) {
+            match Session::new(
+                &settings,
+                self.sample_rate,
+                models,
+                published.clone(),
+                params.clone(),
+            ) {
                 Ok(mut session) => {
                     // What queued during the model load is analysed next, within the lag limit.
                     session.note_dropped(self.stream_position);
@@ -538,12 +664,16 @@ impl Stream {
                 }
             }
         }
-        // At most one backlog's worth per look, so control messages are never starved.
+        // A model load may have taken a while: how fast did the audio come meanwhile?
+        let freewheeling = self.measure_pace(published);
+        // At most one backlog's worth per look, so control messages are never starved. A host
+        // rendering faster than real time is not live: nothing is dropped.
         let backlog = max_backlog(self.sample_rate);
+        let lag_limit = if freewheeling { usize::MAX } else { backlog };
         let mut budget = backlog;
         loop {
             let want = self.buffer.len().min(budget);
-            let read = self.reader.read(&mut self.buffer[..want], backlog);
+            let read = self.reader.read(&mut self.buffer[..want], lag_limit);
             if read.reset {
                 self.stream_position = 0;
             }
@@ -569,7 +699,7 @@ impl Stream {
                 break;
             }
             budget = budget.saturating_sub(read.len);
-            if let Err(e) = session.push(&self.buffer[..read.len], params.smoothing_settings()) {
+            if let Err(e) = session.push(&self.buffer[..read.len]) {
                 self.session = None;
                 self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
                 self.show(
@@ -577,7 +707,7 @@ impl Stream {
                     Health::Failed,
                     format!("The analysis failed: {e}. Audio passes through unchanged."),
                 );
-                return;
+                return false;
             }
             if budget == 0 {
                 break;
@@ -589,6 +719,9 @@ impl Stream {
             self.session = Some(session);
             self.show(published, health, message);
         }
+        // Look again at once when a whole budget was used, or while the host renders faster than
+        // real time and more has come; a live stream waits for the next poll.
+        budget == 0 || (freewheeling && self.reader.waiting() > 0)
     }
 
     fn running_status(&mut self, session: &Session, published: &Published) -> (Health, String) {
@@ -616,6 +749,16 @@ impl Stream {
                  (the audio itself passes through untouched)"
                     .to_owned(),
             )
+        } else if published.paused() {
+            (Health::Running, PAUSED_STATUS.to_owned())
+        } else if self.pace.freewheeling {
+            (
+                Health::Running,
+                format!(
+                    "Rendering faster than real time ({}): every window is analysed",
+                    session.settings().backbone.name()
+                ),
+            )
         } else {
             (
                 Health::Running,
@@ -637,6 +780,7 @@ impl Stream {
 /// Allocates and may take milliseconds per block: only for `ProcessMode::Offline`.
 pub struct OfflineRender {
     session: Option<Session>,
+    params: Arc<MoodscopeParams>,
     sample_rate: u32,
     mono: Vec<f32>,
 }
@@ -644,7 +788,7 @@ pub struct OfflineRender {
 impl OfflineRender {
     /// Builds the analysis now (on the host's main thread, in `activate()`).
     pub fn new(
-        params: &MoodscopeParams,
+        params: Arc<MoodscopeParams>,
         sample_rate: u32,
         max_block: usize,
         models: &ModelDir,
@@ -652,17 +796,24 @@ impl OfflineRender {
     ) -> Self {
         let mut render = Self {
             session: None,
+            params,
             sample_rate,
             mono: vec![0.0; max_block],
         };
-        render.build(params, models, published);
+        render.build(models, published);
         render
     }
 
-    fn build(&mut self, params: &MoodscopeParams, models: &ModelDir, published: &Arc<Published>) {
-        let settings = params.analysis_settings();
+    fn build(&mut self, models: &ModelDir, published: &Arc<Published>) {
+        let settings = self.params.analysis_settings();
         let built = catch_unwind(AssertUnwindSafe(|| {
-            Session::new(&settings, self.sample_rate, models, published.clone())
+            Session::new(
+                &settings,
+                self.sample_rate,
+                models,
+                published.clone(),
+                self.params.clone(),
+            )
         }));
         self.session = match built {
             Ok(Ok(session)) => {
@@ -701,13 +852,9 @@ impl OfflineRender {
         self.session = None;
     }
 
-    /// Analyses one block of planar channels.
-    pub fn process<C: AsRef<[f32]>>(
-        &mut self,
-        channels: &[C],
-        params: &MoodscopeParams,
-        published: &Published,
-    ) {
+    /// Analyses one block of planar channels (inside `process()`, whose `FlushDenormals` guard
+    /// holds).
+    pub fn process<C: AsRef<[f32]>>(&mut self, channels: &[C], published: &Published) {
         let Some(session) = &mut self.session else {
             return;
         };
@@ -717,9 +864,8 @@ impl OfflineRender {
         }
         let parts: Vec<&[f32]> = channels.iter().map(|c| &c.as_ref()[..frames]).collect();
         crate::engine::downmix_planar(&parts, &mut self.mono[..frames]);
-        let smoothing = params.smoothing_settings();
         let mono = &self.mono[..frames];
-        match catch_unwind(AssertUnwindSafe(|| session.push(mono, smoothing))) {
+        match catch_unwind(AssertUnwindSafe(|| session.push(mono))) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 published.set_status(
@@ -732,31 +878,42 @@ impl OfflineRender {
         }
     }
 
+    /// The status while the bypass pauses the render's analysis, and after.
+    pub fn show_paused(&self, paused: bool, published: &Published) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        if paused {
+            published.set_status(Health::Running, PAUSED_STATUS);
+        } else {
+            published.set_status(
+                Health::Running,
+                format!("Rendering offline ({})", session.settings().backbone.name()),
+            );
+        }
+    }
+
     /// Back to the start of the render; a session lost to an error is rebuilt.
-    pub fn reset(
-        &mut self,
-        params: &MoodscopeParams,
-        models: &ModelDir,
-        published: &Arc<Published>,
-    ) {
-        let current = params.analysis_settings();
+    pub fn reset(&mut self, models: &ModelDir, published: &Arc<Published>) {
+        let current = self.params.analysis_settings();
         match &mut self.session {
             Some(session) if session.settings() == &current => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| session.reset())) {
                     self.fail(published, &panic_message(payload.as_ref()));
                 }
             }
-            _ => self.build(params, models, published),
+            _ => self.build(models, published),
         }
     }
 
-    /// The render ended: analyse the windows the last audio completes.
-    pub fn finish(&mut self, params: &MoodscopeParams, published: &Published) {
+    /// The render ended (in `deactivate()`, on the host's main thread): analyse the windows the
+    /// last audio completes, in the same floating-point mode as the rest of the render.
+    pub fn finish(&mut self, published: &Published) {
         let Some(session) = &mut self.session else {
             return;
         };
-        let smoothing = params.smoothing_settings();
-        match catch_unwind(AssertUnwindSafe(|| session.finish(smoothing))) {
+        let _denormals = super::realtime::FlushDenormals::new();
+        match catch_unwind(AssertUnwindSafe(|| session.finish())) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => published.set_status(Health::Failed, format!("The analysis failed: {e}")),
             Err(payload) => self.fail(published, &panic_message(payload.as_ref())),

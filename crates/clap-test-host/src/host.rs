@@ -1,9 +1,10 @@
 //! The host: loads a `.clap`, instantiates a plugin, and drives it the way a DAW does.
 //!
 //! In: a bundle path, audio, a block plan, parameter changes. Out: the processed audio, the
-//! plugin's parameters (id, name, range, value, text), its saved state, its reported latency.
-//! Processing runs on a separate audio thread, as in a real host; everything else on the thread
-//! that owns the `Host` (the "main thread").
+//! plugin's parameters (id, name, range, value, text, flags), its saved state, its reported
+//! latency, and whether `process()` left the audio thread's floating-point modes (x86-64 MXCSR,
+//! AArch64 FPCR) as the host had them. Processing runs on a separate audio thread, as in a real
+//! host; everything else on the thread that owns the `Host` (the "main thread").
 
 use std::ffi::CString;
 use std::path::Path;
@@ -76,6 +77,15 @@ pub struct ParamDesc {
     pub max_text: String,
     pub stepped: bool,
     pub automatable: bool,
+    /// `CLAP_PARAM_IS_BYPASS`: the host's bypass.
+    #[serde(default)]
+    pub bypass: bool,
+    /// `CLAP_PARAM_IS_READONLY`.
+    #[serde(default)]
+    pub readonly: bool,
+    /// `CLAP_PARAM_IS_HIDDEN`.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// How one stream is played through the plugin.
@@ -92,6 +102,9 @@ pub struct Playback {
     /// Keep the plugin started (processing, not yet stopped) this long after the last block,
     /// as a host does while the transport winds down; lets a worker catch up.
     pub linger: Duration,
+    /// Parameter changes (frame, parameter id, CLAP value), sent with the block that holds the
+    /// frame, at its first sample (as a host without sample-accurate automation does).
+    pub changes: Vec<(usize, u32, f64)>,
 }
 
 impl Playback {
@@ -102,6 +115,7 @@ impl Playback {
             reset_at: None,
             automation: None,
             linger: Duration::ZERO,
+            changes: Vec::new(),
         }
     }
 }
@@ -146,6 +160,32 @@ pub struct Processed {
     pub max_process: Duration,
     /// The MIDI messages the plugin sent (CLAP output events), in order.
     pub midi: Vec<MidiOut>,
+    /// `process()` calls after which the audio thread's floating-point control word (MXCSR /
+    /// FPCR) was not what the host had set before the call.
+    pub fp_control_changed: usize,
+}
+
+/// The calling thread's floating-point control word: MXCSR on x86-64, FPCR on AArch64, 0
+/// elsewhere.
+pub fn fp_control() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut mxcsr: u32 = 0;
+        // SAFETY: stores MXCSR into a local.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut mxcsr, options(nostack)) };
+        mxcsr as u64
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let fpcr: u64;
+        // SAFETY: reads FPCR.
+        unsafe { std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack)) };
+        fpcr
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        0
+    }
 }
 
 /// One MIDI message from the plugin's output events.
@@ -289,6 +329,7 @@ impl Host {
             let id = info.id;
             let name = String::from_utf8_lossy(info.name).into_owned();
             let flags = info.flags;
+            use clack_extensions::params::ParamInfoFlags;
             let (min, max, default) = (info.min_value, info.max_value, info.default_value);
             let value = ext
                 .get_value(&handle, id)
@@ -312,9 +353,11 @@ impl Host {
                 text,
                 min_text,
                 max_text,
-                stepped: flags.contains(clack_extensions::params::ParamInfoFlags::IS_STEPPED),
-                automatable: flags
-                    .contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
+                stepped: flags.contains(ParamInfoFlags::IS_STEPPED),
+                automatable: flags.contains(ParamInfoFlags::IS_AUTOMATABLE),
+                bypass: flags.contains(ParamInfoFlags::IS_BYPASS),
+                readonly: flags.contains(ParamInfoFlags::IS_READONLY),
+                hidden: flags.contains(ParamInfoFlags::IS_HIDDEN),
             });
         }
         Ok(out)
@@ -510,8 +553,19 @@ impl Host {
                         let mut at = 0usize;
                         let mut steady = 0u64;
                         let mut midi = Vec::new();
+                        let mut fp_control_changed = 0;
                         for (index, &n) in sizes.iter().enumerate() {
                             events.clear();
+                            for &(frame, id, value) in &playback.changes {
+                                if frame >= at && frame < at + n {
+                                    events.push(&ParamValueEvent::new(
+                                        0,
+                                        ClapId::new(id),
+                                        Pckn::match_all(),
+                                        value,
+                                    ));
+                                }
+                            }
                             if let Some(automation) = &playback.automation {
                                 if index % automation.every_blocks == 0 {
                                     let step = index / automation.every_blocks;
@@ -554,6 +608,7 @@ impl Host {
                                     ),
                                 }]);
                             out_events.clear();
+                            let fp_before = fp_control();
                             let t = Instant::now();
                             let status = started.process(
                                 &audio_in,
@@ -564,6 +619,9 @@ impl Host {
                                 None,
                             );
                             max_process = max_process.max(t.elapsed());
+                            if fp_control() != fp_before {
+                                fp_control_changed += 1;
+                            }
                             for event in out_events.iter() {
                                 if let Some(m) = event.as_event::<MidiEvent>() {
                                     midi.push(MidiOut {
@@ -594,6 +652,7 @@ impl Host {
                                 blocks: sizes.len(),
                                 midi,
                                 max_process,
+                                fp_control_changed,
                             }),
                         )
                     },

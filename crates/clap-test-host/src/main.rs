@@ -133,6 +133,9 @@ struct RunArgs {
     /// (`Smoothing=7.5 s`, `Sensitivity=80 %`, `Window hop=0.96 s`); repeatable.
     #[arg(long = "set", value_parser = parse_assignment)]
     set: Vec<(String, String)>,
+    /// Change a parameter during each pass: `SECONDS:NAME=TEXT` (`4:Bypass=On`); repeatable.
+    #[arg(long = "set-at", value_parser = parse_timed_assignment)]
+    set_at: Vec<(f64, String, String)>,
     /// Save the state, load it into a fresh instance and run that one.
     #[arg(long)]
     state_roundtrip: bool,
@@ -159,6 +162,17 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not NAME=TEXT"))?;
     Ok((name.to_owned(), value.to_owned()))
+}
+
+fn parse_timed_assignment(s: &str) -> Result<(f64, String, String), String> {
+    let (seconds, assignment) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not SECONDS:NAME=TEXT"))?;
+    let seconds = seconds
+        .parse()
+        .map_err(|e| format!("`{seconds}` is not a number of seconds: {e}"))?;
+    let (name, value) = parse_assignment(assignment)?;
+    Ok((seconds, name, value))
 }
 
 fn main() -> ExitCode {
@@ -195,6 +209,7 @@ fn main() -> ExitCode {
         faults_at: args.faults_at,
         reset_at: args.reset_at,
         set: args.set,
+        set_at: args.set_at,
         state_roundtrip: args.state_roundtrip,
         window_log: args.window_log,
         flaps: args.flaps,

@@ -42,6 +42,9 @@ pub struct Scenario {
     pub reset_at: Option<f64>,
     /// Parameters to set before activation: (name, text as the plugin writes it, e.g. "7.5 s").
     pub set: Vec<(String, String)>,
+    /// Parameters to change during each pass: (second, name, text), sent with the block that holds
+    /// that second.
+    pub set_at: Vec<(f64, String, String)>,
     /// Save the state, load it into a fresh instance, and use that one.
     pub state_roundtrip: bool,
     /// The plugin's window log to read back (the caller sets `MOODSCOPE_WINDOW_LOG` to it).
@@ -75,6 +78,7 @@ impl Scenario {
             faults_at: None,
             reset_at: None,
             set: Vec::new(),
+            set_at: Vec::new(),
             state_roundtrip: false,
             window_log: None,
             flaps: 0,
@@ -96,6 +100,9 @@ pub struct Pass {
     /// The MIDI messages the plugin sent during the pass.
     #[serde(default)]
     pub midi: Vec<MidiOut>,
+    /// `process()` calls that returned with the audio thread's floating-point modes changed.
+    #[serde(default)]
+    pub fp_control_changed: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -147,6 +154,12 @@ pub fn run(s: &Scenario) -> Result<Report> {
         }
         host.set_params(&values)?;
     }
+    // (second, parameter id, CLAP value) of the changes made during each pass.
+    let mut changes_at = Vec::new();
+    for (second, name, text) in &s.set_at {
+        let id = host.param_id(name)?;
+        changes_at.push((*second, id, host.value_from_text(id, text)?));
+    }
     let mut state = None;
     if s.state_roundtrip {
         let saved = host.save_state()?;
@@ -196,6 +209,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
                 passthrough: compare_passthrough(&nothing, &nothing.channels),
                 max_process_micros: 0,
                 midi: Vec::new(),
+                fp_control_changed: 0,
             });
             continue;
         }
@@ -213,6 +227,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
             passthrough: compare_passthrough(&burst, &processed.output),
             max_process_micros: processed.max_process.as_micros(),
             midi: processed.midi,
+            fp_control_changed: processed.fp_control_changed,
         });
     }
     let automation = if s.automate {
@@ -247,6 +262,10 @@ pub fn run(s: &Scenario) -> Result<Report> {
             reset_at: s.reset_at.map(|t| (t * rate as f64) as usize),
             automation: automation.clone(),
             linger: Duration::from_secs_f64(s.linger),
+            changes: changes_at
+                .iter()
+                .map(|&(second, id, value)| ((second * rate as f64) as usize, id, value))
+                .collect(),
         };
         let (processor, processed) = host.process(processor, &input, playback)?;
         host.deactivate(processor);
@@ -259,6 +278,7 @@ pub fn run(s: &Scenario) -> Result<Report> {
             passthrough: compare_passthrough(&input, &processed.output),
             max_process_micros: processed.max_process.as_micros(),
             midi: processed.midi,
+            fp_control_changed: processed.fp_control_changed,
         });
     }
     // The worker mirrors each published mood into the read-out parameters (it looks every few

@@ -19,6 +19,10 @@ pub struct WindowRow {
     pub presence: f32,
     pub dominant: Option<usize>,
     pub confidence: f32,
+    /// Whether the thread that analysed the window flushed denormals to zero (`None` in logs
+    /// written before the plugin logged it).
+    #[serde(default)]
+    pub denormals_flushed: Option<bool>,
     pub probabilities: Vec<f32>,
     /// The head's valence and arousal of the window, and the published (smoothed) ones.
     pub raw_valence: Option<f32>,
@@ -56,7 +60,8 @@ pub fn parse(text: &str) -> Result<WindowLog> {
         .map(str::to_owned)
         .collect();
     let k = labels.len();
-    let expected = 4 + k + 5 + k + 5;
+    let flushed_column = header.contains(&"denormals_flushed");
+    let expected = 4 + k + 5 + usize::from(flushed_column) + k + 5;
     if header.len() != expected
         || header[..4] != ["window", "start_seconds", "end_seconds", "raw_presence"]
     {
@@ -86,7 +91,17 @@ pub fn parse(text: &str) -> Result<WindowLog> {
             })
         };
         let at = 4 + k;
-        let tail = at + 5 + k;
+        let denormals_flushed = if flushed_column {
+            match f[at + 5] {
+                "1" => Some(true),
+                "0" => Some(false),
+                other => bail!("line {}: denormals_flushed is {other:?}", n + 2),
+            }
+        } else {
+            None
+        };
+        let probabilities_at = at + 5 + usize::from(flushed_column);
+        let tail = probabilities_at + k;
         rows.push(WindowRow {
             window: f[0].parse()?,
             start_seconds: num(1)?,
@@ -102,7 +117,8 @@ pub fn parse(text: &str) -> Result<WindowLog> {
                 Some(f[at + 3].parse()?)
             },
             confidence: f[at + 4].parse()?,
-            probabilities: f32s(at + 5)?,
+            denormals_flushed,
+            probabilities: f32s(probabilities_at)?,
             raw_valence: axis(tail)?,
             raw_arousal: axis(tail + 1)?,
             valence: axis(tail + 2)?,
@@ -136,5 +152,11 @@ mod tests {
             (Some(0.5), Some(-0.05), true)
         );
         assert_eq!((log.rows[1].valence, log.rows[1].uncertain), (None, false));
+        assert_eq!(log.rows[1].denormals_flushed, None);
+        let text = "window,start_seconds,end_seconds,raw_presence,raw_Happy,raw_Sad,sequence,audio_end_seconds,presence,dominant,confidence,denormals_flushed,Happy,Sad,raw_valence,raw_arousal,valence,arousal,uncertain\n\
+                    0,0,0.975,0.9,0.7,0.3,1,0.975,0.2,,0,1,0.6,0.4,,,,,0\n";
+        let log = super::parse(text).unwrap();
+        assert_eq!(log.rows[0].denormals_flushed, Some(true));
+        assert_eq!(log.rows[0].probabilities, [0.6, 0.4]);
     }
 }

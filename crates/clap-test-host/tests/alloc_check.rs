@@ -8,7 +8,9 @@
 //! and variable sizes, mono and stereo, repeated activation, resets, host automation, NaN/Inf/
 //! denormal/noise input, missing models, an offline render, and a worker that panics (debug
 //! builds inject it with `MOODSCOPE_DEBUG_WORKER_PANICS`) and must restart; MIDI CC out on (7-bit,
-//! 14-bit, overlapping CC numbers), so that `process()` sends CCs under the check.
+//! 14-bit, overlapping CC numbers), so that `process()` sends CCs under the check; the bypass
+//! automated with "Analyse while bypassed" off, so that pausing and restarting the analysis from
+//! `process()` runs under it too.
 
 mod common;
 
@@ -64,6 +66,8 @@ fn real_time_processing_never_allocates() {
                 "1",
                 "--set",
                 "MIDI out=On",
+                "--set",
+                "Analyse while bypassed=Off",
             ],
         ),
         (

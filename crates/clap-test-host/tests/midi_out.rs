@@ -3,7 +3,7 @@
 //! window log, full-precision).
 //!
 //! - Offline render (analysis inside `process()`, deterministic): every CC message is the
-//!   published mood of a window, in 7-bit and in 14-bit (MSB/LSB pairs on CC n and n + 32), on the
+//!   published mood of a window (five moods, dominant, presence, valence and arousal), in 7-bit and in 14-bit (MSB/LSB pairs on CC n and n + 32), on the
 //!   configured channel and CC numbers, sent only when its value changed, with the block whose
 //!   audio completed the window (the resampler's delay, a few ms, may put that in the block
 //!   after the window's end), stamped at the sample where the window's audio ended, or at the
@@ -26,12 +26,34 @@ fn tempdir() -> tempfile::TempDir {
         .expect("temporary folder")
 }
 
+/// CC outputs, in the plugin's slot order: moods 1–6 (the head's labels, in order), the dominant
+/// mood, the music presence, the valence and the arousal.
+const SLOTS: usize = 10;
+const SLOT_NAMES: [&str; SLOTS] = [
+    "CC mood 1",
+    "CC mood 2",
+    "CC mood 3",
+    "CC mood 4",
+    "CC mood 5",
+    "CC mood 6",
+    "CC dominant mood",
+    "CC music presence",
+    "CC valence",
+    "CC arousal",
+];
+/// The default CCs: moods 1–4 on 20–23, dominant and presence on 24 and 25, moods 5 and 6 on 26
+/// and 27, valence and arousal on 28 and 29.
+const DEFAULT_CCS: [u8; SLOTS] = [20, 21, 22, 23, 26, 27, 24, 25, 28, 29];
+
+/// What a receiver holds per slot (`None`: never received).
+type Held = [Option<u16>; SLOTS];
+
 /// How the plugin is set up for one run, and what it should send.
 struct Setup {
     channel: u8,
     fourteen_bit: bool,
-    /// CC per slot: moods 1–4, dominant, presence.
-    ccs: [u8; 6],
+    /// CC per slot (`SLOT_NAMES`).
+    ccs: [u8; SLOTS],
 }
 
 impl Setup {
@@ -47,44 +69,39 @@ impl Setup {
                 if self.fourteen_bit { "14-bit" } else { "7-bit" }
             ),
         ];
-        let names = [
-            "CC mood 1 (Happy)",
-            "CC mood 2 (Sad)",
-            "CC mood 3 (Angry)",
-            "CC mood 4 (Scary)",
-            "CC dominant mood",
-            "CC music presence",
-        ];
-        for (name, cc) in names.iter().zip(self.ccs) {
+        for (name, cc) in SLOT_NAMES.iter().zip(self.ccs) {
             args.push("--set".to_owned());
             args.push(format!("{name}={cc}"));
         }
         args
     }
 
-    /// The values a window's mood should give each slot: 0–127 or 0–16383.
-    fn values(&self, row: &WindowRow) -> [u16; 6] {
+    /// The values a window's published mood gives each slot: 0–127 or 0–16383; `None` for the
+    /// slots it sends nothing on (a mood the head does not have; valence and arousal of a head
+    /// that gives none). The dominant mood is 0 with no music or an uncertain verdict.
+    fn values(&self, row: &WindowRow) -> Held {
         let full = if self.fourteen_bit { 16383.0 } else { 127.0 };
         let scale = |v: f32| (v.clamp(0.0, 1.0) * full).round() as u16;
         let dominant = row.dominant.map_or(0, |d| d as u16 + 1);
-        [
-            scale(row.probabilities[0]),
-            scale(row.probabilities[1]),
-            scale(row.probabilities[2]),
-            scale(row.probabilities[3]),
-            if self.fourteen_bit {
-                dominant << 7
-            } else {
-                dominant
-            },
-            scale(row.presence),
-        ]
+        let mut values = [None; SLOTS];
+        for (value, &p) in values.iter_mut().zip(&row.probabilities) {
+            *value = Some(scale(p));
+        }
+        values[6] = Some(if self.fourteen_bit {
+            dominant << 7
+        } else {
+            dominant
+        });
+        values[7] = Some(scale(row.presence));
+        values[8] = row.valence.map(|v| scale(0.5 * (v + 1.0)));
+        values[9] = row.arousal.map(|a| scale(0.5 * (a + 1.0)));
+        values
     }
 
-    /// What a receiver holds after `events`: the value per slot (`None`: never received).
+    /// What a receiver holds after `events`.
     /// Checks every message is a CC on the configured channel and CC numbers, and that 14-bit
     /// values come as MSB then LSB.
-    fn apply(&self, state: &mut [Option<u16>; 6], events: &[&MidiOut]) {
+    fn apply(&self, state: &mut Held, events: &[&MidiOut]) {
         let mut i = 0;
         while i < events.len() {
             let e = events[i];
@@ -143,12 +160,12 @@ fn by_block(midi: &[MidiOut]) -> Vec<Vec<&MidiOut>> {
 fn check_offline(setup: &Setup, midi: &[MidiOut], log: &WindowLog, rate: f64, what: &str) {
     assert_sane_moods(log, what);
     let groups = by_block(midi);
-    let mut state = [None; 6];
+    let mut state: Held = [None; SLOTS];
     let mut group = groups.iter();
     let mut checked = 0;
     for row in &log.rows {
         let values = setup.values(row);
-        let changed: Vec<usize> = (0..6).filter(|&s| state[s] != Some(values[s])).collect();
+        let changed: Vec<usize> = (0..SLOTS).filter(|&s| state[s] != values[s]).collect();
         if changed.is_empty() {
             continue;
         }
@@ -167,11 +184,9 @@ fn check_offline(setup: &Setup, midi: &[MidiOut], log: &WindowLog, rate: f64, wh
         let mut next = state;
         setup.apply(&mut next, events);
         assert_eq!(
-            next.map(|v| v.unwrap_or(u16::MAX)),
-            values,
+            next, values,
             "{what}: block {} should bring window {}'s mood {values:?}, sent {events:?}",
-            events[0].block,
-            row.window
+            events[0].block, row.window
         );
         // Exactly the changed values (with the values check: no unchanged value is resent).
         let per_slot = if setup.fourteen_bit { 2 } else { 1 };
@@ -217,7 +232,7 @@ fn offline_render_sends_each_windows_mood_as_7_bit_ccs() {
     let setup = Setup {
         channel: 4,
         fourteen_bit: false,
-        ccs: [20, 21, 22, 23, 24, 25],
+        ccs: DEFAULT_CCS,
     };
     let report = HostRun::new(&release_clap(), &wav)
         .args(["--offline", "--block", "512"])
@@ -240,18 +255,18 @@ fn offline_render_sends_each_windows_mood_as_7_bit_ccs() {
             .unwrap_or_else(|| panic!("no parameter {name}"))
             .value
     };
-    for (i, name) in [
-        "Mood 1 (Happy)",
-        "Mood 2 (Sad)",
-        "Mood 3 (Angry)",
-        "Mood 4 (Scary)",
-    ]
-    .into_iter()
-    .enumerate()
+    assert_eq!(log.labels.len(), 5, "the default readout's five moods");
+    for (i, name) in ["Mood 1", "Mood 2", "Mood 3", "Mood 4", "Mood 5"]
+        .into_iter()
+        .enumerate()
     {
         assert_eq!(value(name), last.probabilities[i] as f64, "{name}");
     }
+    assert_eq!(value("Mood 6"), 0.0, "no sixth mood");
     assert_eq!(value("Music presence"), last.presence as f64);
+    // −1..1, normalized for the host.
+    let valence = last.valence.expect("the default readout gives valence");
+    assert_eq!(value("Valence"), (0.5 * (valence + 1.0)) as f64);
 }
 
 #[test]
@@ -262,7 +277,7 @@ fn offline_render_sends_14_bit_msb_lsb_pairs_on_the_chosen_ccs() {
     let setup = Setup {
         channel: 15,
         fourteen_bit: true,
-        ccs: [1, 7, 11, 3, 31, 0],
+        ccs: [1, 7, 11, 3, 12, 13, 31, 0, 2, 4],
     };
     let report = HostRun::new(&release_clap(), &wav)
         .args(["--offline", "--block", "variable:2048", "--rate", "48000"])
@@ -283,7 +298,7 @@ fn real_time_ccs_follow_the_published_moods() {
     let setup = Setup {
         channel: 0,
         fourteen_bit: false,
-        ccs: [20, 21, 22, 23, 24, 25],
+        ccs: DEFAULT_CCS,
     };
     // Paced at twice real time after a preroll (models load), as a DAW plays; the worker
     // publishes, `process()` sends.
@@ -308,12 +323,12 @@ fn real_time_ccs_follow_the_published_moods() {
     let pass = &report.passes[0];
     let groups = by_block(&pass.midi);
     assert!(groups.len() >= 5, "{} CC blocks", groups.len());
-    let mut state = [None; 6];
+    let mut state: Held = [None; SLOTS];
     let mut row = 0;
     for events in &groups {
         setup.apply(&mut state, events);
         // The state now is the mood of a window published at or after the previous match.
-        let now = state.map(|v| v.unwrap_or(u16::MAX));
+        let now = state;
         let found = log.rows[row..]
             .iter()
             .position(|r| setup.values(r) == now)

@@ -69,18 +69,28 @@ fn the_worker_sends_each_published_mood_over_osc() {
     let log = read_log(&log);
     assert_sane_moods(&log, "OSC out");
 
-    // One mood is 7 messages, in this order.
-    let addresses = [
-        "/moodscope/happy",
-        "/moodscope/sad",
-        "/moodscope/angry",
-        "/moodscope/scary",
-        "/moodscope/dominant",
-        "/moodscope/confidence",
-        "/moodscope/presence",
-    ];
+    // One mood is 11 messages, in this order: the default readout's five moods, the verdict,
+    // valence and arousal, and the state last.
+    let names = ["happy", "sad", "calm", "angry", "scary"];
+    assert_eq!(
+        log.labels,
+        ["Happy", "Sad", "Calm", "Angry", "Scary"],
+        "the default readout"
+    );
+    let mut addresses: Vec<String> = names.iter().map(|n| format!("/moodscope/{n}")).collect();
+    for value in [
+        "dominant",
+        "confidence",
+        "presence",
+        "valence",
+        "arousal",
+        "state",
+    ] {
+        addresses.push(format!("/moodscope/{value}"));
+    }
+    let per_mood = addresses.len();
     assert!(
-        messages.len() % 7 == 0 && !messages.is_empty(),
+        messages.len() % per_mood == 0 && !messages.is_empty(),
         "{} messages",
         messages.len()
     );
@@ -88,36 +98,50 @@ fn the_worker_sends_each_published_mood_over_osc() {
         [OscType::Float(v)] => *v,
         other => panic!("{}: not one float: {other:?}", m.addr),
     };
-    let names = ["happy", "sad", "angry", "scary"];
+    let string = |m: &OscMessage| match m.args.as_slice() {
+        [OscType::String(s)] => s.clone(),
+        other => panic!("{}: not one string: {other:?}", m.addr),
+    };
+    let k = names.len();
     let mut row = 0;
-    for mood in messages.chunks(7) {
+    let mut states = std::collections::BTreeMap::new();
+    for mood in messages.chunks(per_mood) {
         let got: Vec<&str> = mood.iter().map(|m| m.addr.as_str()).collect();
         assert_eq!(got, addresses);
-        let probabilities: Vec<f32> = mood[..4].iter().map(float).collect();
-        let dominant = match mood[4].args.as_slice() {
-            [OscType::String(s)] => s.clone(),
-            other => panic!("dominant: not one string: {other:?}"),
-        };
-        let (confidence, presence) = (float(&mood[5]), float(&mood[6]));
+        let probabilities: Vec<f32> = mood[..k].iter().map(float).collect();
+        let dominant = string(&mood[k]);
+        let (confidence, presence) = (float(&mood[k + 1]), float(&mood[k + 2]));
+        let (valence, arousal) = (float(&mood[k + 3]), float(&mood[k + 4]));
+        let state = string(&mood[k + 5]);
+        *states.entry(state.clone()).or_insert(0) += 1;
         // The mood of a published window, at or after the previous one received.
         let found = log.rows[row..]
             .iter()
             .position(|r| {
+                let expected_state = match (r.dominant, r.uncertain) {
+                    (Some(_), _) => "mood",
+                    (None, true) => "uncertain",
+                    (None, false) => "no-music",
+                };
                 r.probabilities == probabilities
                     && r.presence == presence
                     && r.confidence == confidence
+                    && r.valence == Some(valence)
+                    && r.arousal == Some(arousal)
                     && r.dominant.map_or("none", |d| names[d]) == dominant
+                    && expected_state == state
             })
             .unwrap_or_else(|| {
                 panic!(
-                    "received {probabilities:?} {dominant} {confidence} {presence}: no published \
-                     mood from window {} on",
+                    "received {probabilities:?} {dominant} {confidence} {presence} {valence} \
+                     {arousal} {state}: no published mood from window {} on",
                     log.rows[row].window
                 )
             });
         row += found;
     }
-    let received = messages.len() / 7;
+    eprintln!("states received: {states:?}");
+    let received = messages.len() / per_mood;
     assert!(
         received * 10 >= log.rows.len() * 8,
         "{received} moods received of {} published",

@@ -25,7 +25,7 @@ use clap_test_host::window_log::{WindowLog, WindowRow};
 use common::*;
 use moodscope::backbone::BackboneKind;
 use moodscope::decode::AudioReader;
-use moodscope::engine::{Analyser, AnalyserConfig, HeadChoice, Smoother, WindowReading};
+use moodscope::engine::{Analyser, AnalyserConfig, Smoother, WindowReading};
 use moodscope::models::ModelDir;
 
 fn tempdir() -> tempfile::TempDir {
@@ -225,27 +225,40 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
             "Sensitivity",
             "Window hop",
             "Backbone",
+            "Mood set",
             "Head",
+            "Bypass",
+            "Analyse while bypassed",
             "MIDI out",
             "MIDI channel",
             "MIDI resolution",
-            "CC mood 1 (Happy)",
-            "CC mood 2 (Sad)",
-            "CC mood 3 (Angry)",
-            "CC mood 4 (Scary)",
+            "CC mood 1",
+            "CC mood 2",
+            "CC mood 3",
+            "CC mood 4",
+            "CC mood 5",
+            "CC mood 6",
             "CC dominant mood",
             "CC music presence",
+            "CC valence",
+            "CC arousal",
             "OSC out",
             "OSC port",
-            "Mood 1 (Happy)",
-            "Mood 2 (Sad)",
-            "Mood 3 (Angry)",
-            "Mood 4 (Scary)",
+            "Mood 1",
+            "Mood 2",
+            "Mood 3",
+            "Mood 4",
+            "Mood 5",
+            "Mood 6",
+            "Valence",
+            "Arousal",
             "Music presence",
         ]
     );
-    // The outputs' settings and the mood read-outs are not automatable.
-    for p in &report.params[5..] {
+    // The host's bypass is automatable (hosts automate it); the bypass setting, the outputs'
+    // settings and the mood read-outs are not.
+    assert!(by_name("Bypass").automatable && by_name("Bypass").bypass);
+    for p in &report.params[7..] {
         assert!(!p.automatable, "{} is not automatable", p.name);
     }
     assert_eq!(by_name("MIDI out").text, "Off");
@@ -286,7 +299,8 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
     for (name, steps, text) in [
         ("Window hop", 3.0, "Backbone's own"),
         ("Backbone", 1.0, "YAMNet"),
-        ("Head", 1.0, "Default"),
+        ("Mood set", 2.0, "Five (with Calm)"),
+        ("Head", 2.0, "Recommended"),
     ] {
         let p = by_name(name);
         assert!(p.stepped, "{name} is a choice");
@@ -299,6 +313,7 @@ fn parameters_have_sensible_ranges_units_and_defaults() {
     }
     assert_eq!(by_name("Window hop").max_text, "0.96 s");
     assert_eq!(by_name("Backbone").max_text, "VGGish");
+    assert_eq!(by_name("Mood set").max_text, "Six (AudioSet)");
     assert_eq!(by_name("Head").max_text, "Head file");
 }
 
@@ -364,10 +379,17 @@ fn state_round_trips_and_the_restored_settings_are_used() {
 /// The published values are the raw readings smoothed with these settings (replayed with the
 /// engine's own smoother: equal bit for bit).
 fn check_smoothing(log: &WindowLog, time_constant: f32, sensitivity: f32, hop_seconds: f64) {
+    // The default readout's decision groups (Angry and Scary share a quadrant).
+    let analyser = Analyser::new(
+        AnalyserConfig::new(44_100, BackboneKind::Yamnet),
+        &ModelDir::new(models()),
+    )
+    .expect("loading YAMNet");
     let mut smoother = Smoother::new(moodscope::plugin::params::smoothing_settings(
         time_constant,
         sensitivity,
-    ));
+    ))
+    .with_groups(analyser.groups());
     for row in &log.rows {
         let state = smoother.update(&reading_of(row), hop_seconds);
         assert!(
@@ -379,7 +401,17 @@ fn check_smoothing(log: &WindowLog, time_constant: f32, sensitivity: f32, hop_se
             state.probabilities,
             state.presence
         );
-        assert_eq!(state.dominant, row.dominant, "window {}", row.window);
+        assert_eq!(
+            (
+                state.dominant,
+                state.uncertain,
+                state.valence,
+                state.arousal
+            ),
+            (row.dominant, row.uncertain, row.valence, row.arousal),
+            "window {}",
+            row.window
+        );
     }
 }
 
@@ -389,6 +421,8 @@ fn reading_of(row: &WindowRow) -> WindowReading {
         start_seconds: row.start_seconds,
         end_seconds: row.end_seconds,
         probabilities: row.raw.clone(),
+        valence: row.raw_valence,
+        arousal: row.raw_arousal,
         presence: row.raw_presence,
     }
 }
@@ -501,12 +535,7 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
 fn analyze_like_the_cli(path: &Path) -> (Vec<String>, Vec<WindowReading>, u32) {
     let mut reader = AudioReader::open(path).expect("opening the excerpt");
     let rate = reader.sample_rate();
-    let config = AnalyserConfig {
-        input_rate: rate,
-        backbone: BackboneKind::Yamnet,
-        head: HeadChoice::Default,
-        hop_frames: None,
-    };
+    let config = AnalyserConfig::new(rate, BackboneKind::Yamnet);
     let mut analyser = Analyser::new(config, &ModelDir::new(models())).expect("loading YAMNet");
     analyser.set_threads(2);
     let block_len = rate as usize * 8;
@@ -553,17 +582,32 @@ fn run_the_cli(path: &Path) -> Option<Vec<CliRow>> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).unwrap();
+    // file,start,end,<labels>,valence,arousal,presence,dominant,mood,confidence: the labels are
+    // the columns between `end` and `valence` (none of the names here has a comma).
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a CSV header").split(',').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let (first_label, presence) = (column("end") + 1, column("presence"));
+    let labels = first_label..column("valence");
+    assert!(!labels.is_empty(), "no mood columns in {header:?}");
     let mut rows = Vec::new();
-    for line in text.lines().skip(1) {
-        // file,start,end,Happy,Sad,Angry,Scary,dominant,presence (the file name has no comma).
+    for line in lines {
         let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 9, "unexpected CSV line {line}");
-        let probabilities = f[3..7].iter().map(|v| v.parse::<f32>().unwrap()).collect();
+        assert_eq!(f.len(), header.len(), "unexpected CSV line {line}");
+        let probabilities = f[labels.clone()]
+            .iter()
+            .map(|v| v.parse::<f32>().unwrap())
+            .collect();
         rows.push((
             f[1].parse().unwrap(),
             f[2].parse().unwrap(),
             probabilities,
-            f[8].parse().unwrap(),
+            f[presence].parse().unwrap(),
         ));
     }
     eprintln!("compared with {} as well", binary.display());

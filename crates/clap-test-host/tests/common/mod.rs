@@ -56,6 +56,18 @@ pub fn release_clap() -> PathBuf {
     path
 }
 
+/// The release VST3 bundle (what users install).
+pub fn release_vst3() -> PathBuf {
+    let path = target_dir().join("bundled/Moodscope.vst3");
+    assert!(
+        path.join(format!("Contents/{}-linux/Moodscope.so", std::env::consts::ARCH))
+            .is_file(),
+        "the plugin bundle {} is missing: build it first with `cargo xtask bundle moodscope --release`",
+        path.display()
+    );
+    path
+}
+
 /// The debug build with nice-plug's `assert_process_allocs` (any allocation inside `process()`
 /// aborts the host process), made by `crates/clap-test-host/build-alloc-check.sh`.
 pub fn alloc_check_clap() -> PathBuf {
@@ -332,12 +344,12 @@ pub fn read_log(path: &Path) -> WindowLog {
 pub fn assert_sane_moods(log: &WindowLog, what: &str) {
     assert_eq!(
         log.labels,
-        ["Happy", "Sad", "Angry", "Scary"],
-        "{what}: labels"
+        ["Happy", "Sad", "Calm", "Angry", "Scary"],
+        "{what}: labels (the default readout's)"
     );
     for row in &log.rows {
         for (kind, values) in [("raw", &row.raw), ("published", &row.probabilities)] {
-            assert_eq!(values.len(), 4, "{what}: window {}", row.window);
+            assert_eq!(values.len(), 5, "{what}: window {}", row.window);
             assert!(
                 values
                     .iter()
