@@ -220,8 +220,9 @@ impl Plugin for Moodscope {
             }
             self.midi.reset();
         }
-        if self.paused != !analysing {
-            self.paused = !analysing;
+        let paused = !analysing;
+        if self.paused != paused {
+            self.paused = paused;
             self.published.set_paused(self.paused);
             if let Some(offline) = &self.offline {
                 // Offline the worker is idle: the render says why nothing is analysed.

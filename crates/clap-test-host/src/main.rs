@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Play audio through the plugin and report passthrough, parameters, state and moods as JSON.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Open the plugin's editor in an X11 window while music plays, save a screenshot (PNG) and
     /// report what the host saw as JSON.
     Editor(EditorArgs),
@@ -177,7 +177,7 @@ fn parse_timed_assignment(s: &str) -> Result<(f64, String, String), String> {
 
 fn main() -> ExitCode {
     let args = match Cli::parse().command {
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
         Command::Editor(args) => return editor(args),
     };
     if let Some(path) = &args.window_log {

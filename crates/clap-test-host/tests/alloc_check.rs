@@ -86,7 +86,7 @@ fn real_time_processing_never_allocates() {
                 "--set",
                 "MIDI out=On",
                 "--set",
-                "CC mood 2 (Sad)=20",
+                "CC mood 2=20",
             ],
         ),
         (

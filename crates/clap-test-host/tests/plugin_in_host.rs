@@ -493,7 +493,13 @@ fn published_moods_are_sane_and_presence_falls_on_silence() {
         "smoothed presence {} after 12 s of music",
         last_music.presence
     );
-    assert!(last_music.dominant.is_some(), "a dominant mood on music");
+    // Music: a mood, or "uncertain" (music whose mood is not clear enough to name; this excerpt
+    // is uncertain throughout at the default sensitivity), never "no music".
+    assert!(
+        last_music.dominant.is_some() || last_music.uncertain,
+        "after 12 s of music the verdict is \"no music\""
+    );
+
     for row in &silence {
         assert!(
             row.raw_presence < 0.05,
@@ -724,7 +730,9 @@ fn offline_render_equals_moodscope_analyze_bit_for_bit() {
 #[test]
 fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
     let dir = tempdir();
-    let (wav, _) = excerpt(dir.path(), MUSIC, 30.0, 16.0, None, 2);
+    // 64 s: the faults, then six time constants of the key tracker, then windows to compare
+    // (HyperRogue's "Hell" is long enough; "Caves" is 58 s).
+    let (wav, _) = excerpt(dir.path(), "hr3-hell.ogg", 30.0, 64.0, None, 2);
     // Offline (deterministic, every window): the same music with and without five seconds of
     // faults from 3 s on (1 s each of NaN, ±Inf, denormals, full-scale noise, ±1e30).
     let clean_log = dir.path().join("clean.csv");
@@ -746,9 +754,10 @@ fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
     assert_sane_moods(&faulty, "faulty input");
     assert_eq!(clean.rows.len(), faulty.rows.len());
     // Windows ending before the faults (with 0.1 s for the resampler's look-ahead) are untouched;
-    // windows starting a second after them
-    // read the music as before (the resampler's and STFT's memory is far shorter than that).
-    let faults_end = 8.0;
+    // windows starting six time constants of the readout's key tracker (8 s: its running
+    // pitch-class profile is the longest memory in the analysis; the resampler's and STFT's are
+    // far shorter) after them read the music as before: the faults left no lasting trace.
+    let faults_end = 8.0 + 6.0 * 8.0;
     let mut compared = 0;
     for (c, f) in clean.rows.iter().zip(&faulty.rows) {
         if c.end_seconds < 3.0 - 0.1 {
@@ -757,7 +766,7 @@ fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
                 "window {} before the faults changed",
                 c.window
             );
-        } else if c.start_seconds >= faults_end + 1.0 {
+        } else if c.start_seconds >= faults_end {
             compared += 1;
             let diff = c
                 .raw
@@ -792,6 +801,8 @@ fn nan_inf_denormals_and_noise_pass_untouched_and_do_not_poison_the_analysis() {
             "22050",
             "--block",
             "variable:8192",
+            "--seconds",
+            "16",
         ])
         .run()
         .report();
