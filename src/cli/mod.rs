@@ -29,7 +29,7 @@ use crate::models::ModelDir;
 #[command(
     name = "moodscope",
     version,
-    about = "How does this music feel? Happy, Sad, Angry or Scary, window by window."
+    about = "How does this music feel? Happy, Sad, Calm, Angry or Scary, window by window."
 )]
 struct Cli {
     /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or

@@ -270,7 +270,7 @@ impl Plugin for Moodscope {
 impl ClapPlugin for Moodscope {
     const CLAP_ID: &'static str = "org.moodscope.moodscope";
     const CLAP_DESCRIPTION: Option<&'static str> = Some(
-        "Listens to the music and says, continuously, how it feels: Happy, Sad, Angry or Scary",
+        "Listens to the music and says, continuously, how it feels: Happy, Sad, Calm, Angry or Scary",
     );
     const CLAP_MANUAL_URL: Option<&'static str> = None;
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
