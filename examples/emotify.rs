@@ -414,11 +414,16 @@ fn write_cache(path: &Path, key: &str, windows: &[Vec<Window>]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Readouts
 
+/// One window's mood probabilities, and its valence and arousal when the readout gives them.
+type WindowRead = Box<dyn Fn(&Window) -> (Vec<f32>, Option<(f32, f32)>) + Sync>;
+/// Fits a readout on the excerpts at the given indices.
+type Fit = fn(&[Excerpt], &[Vec<Window>], &[usize]) -> Fitted;
+
 /// A readout fitted on some excerpts: labels, decision groups and the reading of one window.
 struct Fitted {
     labels: Vec<String>,
     groups: Vec<usize>,
-    read: Box<dyn Fn(&Window) -> (Vec<f32>, Option<(f32, f32)>) + Sync>,
+    read: WindowRead,
     note: String,
 }
 
@@ -427,7 +432,7 @@ struct Fitted {
 struct Readout {
     name: &'static str,
     about: &'static str,
-    fit: fn(&[Excerpt], &[Vec<Window>], &[usize]) -> Fitted,
+    fit: Fit,
 }
 
 const SHIPPED_NAME: &str = "calibrated axes (shipped)";

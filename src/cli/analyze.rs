@@ -54,6 +54,9 @@ pub struct AnalyzeArgs {
 /// backbone threads to share.
 const BLOCK_SECONDS: u32 = 8;
 
+/// One file's timeline, verdicts and summary, kept for the JSON document.
+type AnalysedFile = (PathBuf, u32, Vec<WindowReading>, Vec<MoodState>, Summary);
+
 pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     let setup = match Setup::new(&args.analysis, models) {
         Ok(setup) => setup,
@@ -90,7 +93,7 @@ pub fn run(args: AnalyzeArgs, models: &ModelDir) -> Outcome {
     let mut failed = false;
     let mut write_error = None;
     let groups = setup.groups.clone();
-    let mut analysed: Vec<(PathBuf, u32, Vec<WindowReading>, Vec<MoodState>, Summary)> = Vec::new();
+    let mut analysed: Vec<AnalysedFile> = Vec::new();
     let mut table: Vec<TrackRow> = Vec::new();
     if args.format == Format::Csv {
         if let Err(e) = report::write_csv_header(&mut out, &labels) {

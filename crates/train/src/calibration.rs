@@ -155,8 +155,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
             if f == 0.0 {
                 continue;
             }
-            for c in col..n {
-                a[row][c] -= f * a[col][c];
+            let (pivot_rows, rest) = a.split_at_mut(row);
+            for (x, p) in rest[0][col..n].iter_mut().zip(&pivot_rows[col][col..n]) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }
