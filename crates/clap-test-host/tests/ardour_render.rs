@@ -892,8 +892,12 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
         "only {of_the_render} moods of the render's {} windows came over OSC",
         log.rows.len()
     );
+    // OSC goes out from the worker, which sends the latest mood at each look (skipping those
+    // published between looks) and stops when Ardour deactivates the plugin at the end of the
+    // export; on a loaded machine the last few windows may not go out. It must reach the
+    // render's last seconds.
     assert!(
-        row <= render_end && row + 3 >= render_end,
+        row <= render_end && row + 10 >= render_end,
         "the OSC messages stop at published mood {row}; the render's last is {render_end}"
     );
 
