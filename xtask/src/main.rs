@@ -27,6 +27,7 @@ Commands:
 ";
 
 fn main() -> std::process::ExitCode {
+    forget_xtask_package_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         None | Some("help" | "--help" | "-h") => {
@@ -84,6 +85,35 @@ fn workspace_root() -> Result<PathBuf> {
         .parent()
         .context("xtask has no parent folder")?
         .to_path_buf())
+}
+
+/// Cargo runs this program with the xtask package's own variables (`CARGO_MANIFEST_DIR=…/xtask`,
+/// `CARGO_PKG_NAME=xtask`, …), which every cargo started from here (ours, and nice-plug-xtask's
+/// bundler) would inherit. Some build scripts track them (ring's watches `CARGO_MANIFEST_DIR`), so
+/// the release build made through `cargo xtask` and the one made by `cargo moodscope` would
+/// each look stale to the other, and the first run would compile the CLI twice. Called first
+/// thing in `main`, before any thread exists.
+fn forget_xtask_package_env() {
+    let package_vars: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|n| {
+                n.starts_with("CARGO_PKG_")
+                    || matches!(
+                        n,
+                        "CARGO_MANIFEST_DIR"
+                            | "CARGO_MANIFEST_PATH"
+                            | "CARGO_MANIFEST_LINKS"
+                            | "CARGO_CRATE_NAME"
+                            | "CARGO_BIN_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                    )
+            })
+        })
+        .collect();
+    for name in package_vars {
+        std::env::remove_var(name);
+    }
 }
 
 fn cargo() -> Command {
