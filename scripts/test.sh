@@ -7,6 +7,8 @@
 # official homes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A test run gains nothing from incremental compilation, and its caches cost gigabytes of disk.
+export CARGO_INCREMENTAL=0
 
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -48,4 +50,5 @@ status=0
 cargo test --workspace --features moodscope/cli --no-fail-fast || status=1
 # The VST3 bundle in a real host: Spotify's pedalboard.
 python3 -m pytest -q tests/python/test_vst3_pedalboard.py || status=1
+echo "== disk used by the build: $(du -sh "${CARGO_TARGET_DIR:-target}" | cut -f1)"
 exit $status
