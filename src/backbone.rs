@@ -89,16 +89,39 @@ pub enum BackboneError {
 /// A network that embeds patches. Implementations are immutable and shared between threads.
 pub trait Backbone: Send + Sync {
     fn kind(&self) -> BackboneKind;
-    /// Embeds one patch of `features::PATCH_LEN` values (frame-major).
+    /// Embeds one patch of `features::PATCH_LEN` values (frame-major), with the one-window plan
+    /// (the plugin's low-latency path).
     fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError>;
+    /// Embeds several patches in one run of the batched plan (for offline work; nothing uses it
+    /// yet: in tract 0.23.9 it is slower per window than `embed`, see the README), in order. Each patch's output is bit for bit the same whatever
+    /// the batch's size and the other patches in it; against `embed` (the one-window plan) it is
+    /// the same bits with VGGish, and within 1e-5 with YAMNet, whose depthwise and matrix kernels
+    /// tract picks differently for a symbolic batch (`tests/backbone_batch.rs`). The batched
+    /// plan is built on first use (or by `load_for`): a plugin that never calls this does not
+    /// hold it.
+    fn embed_batch(&self, patches: &[&[f32]]) -> Result<Vec<BackboneOutput>, BackboneError>;
+    /// Builds the plan for `batch` now if it is not built yet (`load_for`).
+    fn prepare(&self, batch: Batch) -> Result<(), BackboneError>;
 }
 
-/// Loads (once per process and folder) and returns the backbone of `kind` from `dir`.
+/// Loads (once per process and folder) and returns the backbone of `kind` from `dir`, with its
+/// one-window plan built (the plugin's low-latency path, `Backbone::embed`).
 ///
 /// The first caller pays for loading and optimising the graph; later callers, on any thread,
 /// share it. The process keeps it: re-activating a plugin or restarting its worker after a panic
 /// does not load the weights again.
 pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, BackboneError> {
+    load_for(kind, dir, Batch::One)
+}
+
+/// As `load`, with the plan that `batch` calls for built: `Batch::Symbolic` for offline work
+/// (`Backbone::embed_batch`). A process that only batches never builds the one-window plan (and
+/// so holds one copy of the weights, not two).
+pub fn load_for(
+    kind: BackboneKind,
+    dir: &ModelDir,
+    batch: Batch,
+) -> Result<Arc<dyn Backbone>, BackboneError> {
     type Cache = Mutex<HashMap<(BackboneKind, PathBuf), Arc<dyn Backbone>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (kind, dir.path().to_owned());
@@ -108,21 +131,109 @@ pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, Bac
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if let Some(backbone) = cache.get(&key).cloned() {
+        backbone.prepare(batch)?;
         return Ok(backbone);
     }
     let backbone: Arc<dyn Backbone> = match kind {
-        BackboneKind::Yamnet => Arc::new(Yamnet::load(dir)?),
-        BackboneKind::Vggish => Arc::new(Vggish::load(dir)?),
+        BackboneKind::Yamnet => Arc::new(Yamnet::load_for(dir, batch)?),
+        BackboneKind::Vggish => Arc::new(Vggish::load_for(dir, batch)?),
     };
     cache.insert(key, backbone.clone());
     Ok(backbone)
 }
 
 type Plan = TypedSimplePlan;
+type Lazy = OnceLock<Result<Arc<Plan>, ModelError>>;
 
-/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N = 1, optimises it, and
-/// returns the plan with the positions of the named outputs.
-fn load_graph(path: &Path, outputs: &[&str]) -> Result<(Arc<Plan>, Vec<usize>), ModelError> {
+/// An ONNX backbone graph with a `patch` [N,96,64] input, as up to two optimised plans: N = 1
+/// (for `embed`) and a symbolic N, declared once (for `embed_batch`). Each is built from the file
+/// when first needed; `Graph::load` builds the one asked for, so that a bad file shows at once.
+struct Graph {
+    path: PathBuf,
+    one: Lazy,
+    batched: Lazy,
+    /// Positions of the named outputs among the graph's outputs.
+    at: Vec<usize>,
+}
+
+impl Graph {
+    fn load(path: &Path, outputs: &[&str], first: Batch) -> Result<Self, ModelError> {
+        let (plan, at) = load_plan(path, outputs, first)?;
+        let graph = Self {
+            path: path.to_owned(),
+            one: OnceLock::new(),
+            batched: OnceLock::new(),
+            at,
+        };
+        let _ = graph.lazy(first).set(Ok(plan));
+        Ok(graph)
+    }
+
+    fn lazy(&self, batch: Batch) -> &Lazy {
+        match batch {
+            Batch::One => &self.one,
+            Batch::Symbolic => &self.batched,
+        }
+    }
+
+    fn plan(&self, batch: Batch) -> Result<&Arc<Plan>, ModelError> {
+        self.lazy(batch)
+            .get_or_init(|| load_plan(&self.path, &[], batch).map(|(plan, _)| plan))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Runs the one-window plan on one patch.
+    fn run_one(&self, patch: &[f32]) -> Result<TVec<TValue>, BackboneError> {
+        check_len(patch)?;
+        let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch)
+            .map_err(inference)?;
+        self.plan(Batch::One)?
+            .run(tvec![input.into()])
+            .map_err(inference)
+    }
+
+    /// Runs the batched plan on `patches` (at least one): outputs with a leading axis of
+    /// `patches.len()`.
+    fn run_batch(&self, patches: &[&[f32]]) -> Result<TVec<TValue>, BackboneError> {
+        let mut flat = Vec::with_capacity(patches.len() * features::PATCH_LEN);
+        for patch in patches {
+            check_len(patch)?;
+            flat.extend_from_slice(patch);
+        }
+        let input = Tensor::from_shape(
+            &[patches.len(), features::PATCH_FRAMES, features::MEL_BANDS],
+            &flat,
+        )
+        .map_err(inference)?;
+        self.plan(Batch::Symbolic)?
+            .run(tvec![input.into()])
+            .map_err(inference)
+    }
+}
+
+/// A plan's batch dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// One window per run (`Backbone::embed`).
+    One,
+    /// Any number of windows per run, the symbol `N` (`Backbone::embed_batch`).
+    Symbolic,
+}
+
+/// The optimised plan Moodscope runs for the backbone file `path` (`benches/backbones.rs` times
+/// it node by node).
+pub fn optimised_plan(path: &Path, batch: Batch) -> Result<Arc<TypedSimplePlan>, ModelError> {
+    load_plan(path, &[], batch).map(|(plan, _)| plan)
+}
+
+/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N (1, or the symbol `N`
+/// for a batch), optimises it, and returns the plan with the positions of the named outputs.
+fn load_plan(
+    path: &Path,
+    outputs: &[&str],
+    batch: Batch,
+) -> Result<(Arc<Plan>, Vec<usize>), ModelError> {
     let corrupt = |reason: String| ModelError::Corrupt {
         path: path.to_owned(),
         reason,
@@ -149,10 +260,14 @@ fn load_graph(path: &Path, outputs: &[&str]) -> Result<(Arc<Plan>, Vec<usize>), 
                 .ok_or_else(|| corrupt(format!("no output `{want}` (outputs: {names:?})")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let n: TDim = match batch {
+        Batch::One => 1.into(),
+        Batch::Symbolic => model.sym("N").into(),
+    };
     let plan = model
         .with_input_fact(
             0,
-            f32::fact([1, features::PATCH_FRAMES, features::MEL_BANDS]).into(),
+            f32::fact([n, features::PATCH_FRAMES.into(), features::MEL_BANDS.into()]).into(),
         )
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
@@ -175,8 +290,11 @@ fn channels_last(mut model: TypedModel) -> TractResult<TypedModel> {
     model.into_decluttered()
 }
 
-/// Runs a backbone plan on one patch.
-fn run_patch(plan: &Arc<Plan>, patch: &[f32]) -> Result<TVec<TValue>, BackboneError> {
+fn inference(e: TractError) -> BackboneError {
+    BackboneError::Inference(format!("{e:#}"))
+}
+
+fn check_len(patch: &[f32]) -> Result<(), BackboneError> {
     if patch.len() != features::PATCH_LEN {
         return Err(BackboneError::Inference(format!(
             "a patch has {} values, not {}",
@@ -184,10 +302,26 @@ fn run_patch(plan: &Arc<Plan>, patch: &[f32]) -> Result<TVec<TValue>, BackboneEr
             features::PATCH_LEN
         )));
     }
-    let fail = |e: TractError| BackboneError::Inference(format!("{e:#}"));
-    let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch)
-        .map_err(fail)?;
-    plan.run(tvec![input.into()]).map_err(fail)
+    Ok(())
+}
+
+/// The `rows` rows of `width` values of a batched output.
+fn rows(
+    output: &TValue,
+    rows: usize,
+    width: usize,
+    what: &str,
+) -> Result<Vec<Vec<f32>>, BackboneError> {
+    let v = output.to_plain_array_view::<f32>().map_err(inference)?;
+    if v.len() != rows * width {
+        return Err(BackboneError::Inference(format!(
+            "{what} has {} values for {rows} patches, not {}",
+            v.len(),
+            rows * width
+        )));
+    }
+    let flat: Vec<f32> = v.iter().copied().collect();
+    Ok(flat.chunks_exact(width).map(<[f32]>::to_vec).collect())
 }
 
 fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, BackboneError> {
@@ -205,22 +339,22 @@ fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, Back
 
 /// YAMNet (MobileNet v1 trained on AudioSet): 1024-D embedding and 521 class scores.
 pub struct Yamnet {
-    plan: Arc<Plan>,
-    scores_at: usize,
-    embedding_at: usize,
+    graph: Graph,
 }
 
 /// Number of AudioSet classes YAMNet scores.
 pub const YAMNET_CLASSES: usize = 521;
+const YAMNET_DIM: usize = 1024;
 
 impl Yamnet {
     pub fn load(dir: &ModelDir) -> Result<Self, ModelError> {
-        let (plan, at) = load_graph(&dir.file(models::YAMNET_ONNX)?, &["scores", "embedding"])?;
-        Ok(Self {
-            plan,
-            scores_at: at[0],
-            embedding_at: at[1],
-        })
+        Self::load_for(dir, Batch::One)
+    }
+
+    pub fn load_for(dir: &ModelDir, first: Batch) -> Result<Self, ModelError> {
+        let path = dir.file(models::YAMNET_ONNX)?;
+        let graph = Graph::load(&path, &["scores", "embedding"], first)?;
+        Ok(Self { graph })
     }
 }
 
@@ -230,30 +364,82 @@ impl Backbone for Yamnet {
     }
 
     fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError> {
-        let out = run_patch(&self.plan, patch)?;
+        let out = self.graph.run_one(patch)?;
+        let (scores_at, embedding_at) = (self.graph.at[0], self.graph.at[1]);
         Ok(BackboneOutput {
-            embedding: values(&out[self.embedding_at], 1024, "YAMNet's embedding")?,
-            scores: Some(values(
-                &out[self.scores_at],
-                YAMNET_CLASSES,
-                "YAMNet's scores",
-            )?),
+            embedding: values(&out[embedding_at], YAMNET_DIM, "YAMNet's embedding")?,
+            scores: Some(values(&out[scores_at], YAMNET_CLASSES, "YAMNet's scores")?),
         })
+    }
+
+    fn embed_batch(&self, patches: &[&[f32]]) -> Result<Vec<BackboneOutput>, BackboneError> {
+        if patches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.graph.run_batch(patches)?;
+        let (scores_at, embedding_at) = (self.graph.at[0], self.graph.at[1]);
+        let n = patches.len();
+        let embeddings = rows(&out[embedding_at], n, YAMNET_DIM, "YAMNet's embedding")?;
+        let scores = rows(&out[scores_at], n, YAMNET_CLASSES, "YAMNet's scores")?;
+        Ok(embeddings
+            .into_iter()
+            .zip(scores)
+            .map(|(embedding, scores)| BackboneOutput {
+                embedding,
+                scores: Some(scores),
+            })
+            .collect())
+    }
+
+    fn prepare(&self, batch: Batch) -> Result<(), BackboneError> {
+        self.graph.plan(batch).map(drop).map_err(Into::into)
     }
 }
 
 /// VGGish (a VGG-like network trained on YouTube-8M audio) with AudioSet's postprocessing.
 pub struct Vggish {
-    plan: Arc<Plan>,
+    graph: Graph,
     postprocess: VggishPostprocess,
 }
 
 impl Vggish {
     pub fn load(dir: &ModelDir) -> Result<Self, ModelError> {
+        Self::load_for(dir, Batch::One)
+    }
+
+    pub fn load_for(dir: &ModelDir, first: Batch) -> Result<Self, ModelError> {
         // Read the small PCA file first: a missing one is reported before the slow graph load.
         let postprocess = VggishPostprocess::load(&dir.file(models::VGGISH_PCA)?)?;
-        let (plan, _) = load_graph(&dir.file(models::VGGISH_ONNX)?, &["embedding"])?;
-        Ok(Self { plan, postprocess })
+        let graph = Graph::load(&dir.file(models::VGGISH_ONNX)?, &["embedding"], first)?;
+        Ok(Self { graph, postprocess })
+    }
+
+    /// The network's raw 128-D output for one patch (the one-window plan), before postprocessing.
+    pub fn raw_embedding(&self, patch: &[f32]) -> Result<Vec<f32>, BackboneError> {
+        let out = self.graph.run_one(patch)?;
+        values(&out[self.graph.at[0]], VGGISH_DIM, "VGGish's embedding")
+    }
+
+    /// The network's raw outputs for several patches in one run of the batched plan.
+    pub fn raw_embeddings(&self, patches: &[&[f32]]) -> Result<Vec<Vec<f32>>, BackboneError> {
+        if patches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.graph.run_batch(patches)?;
+        rows(
+            &out[self.graph.at[0]],
+            patches.len(),
+            VGGISH_DIM,
+            "VGGish's embedding",
+        )
+    }
+
+    fn postprocessed(&self, raw: &[f32]) -> BackboneOutput {
+        let quantized = self.postprocess.quantize(raw);
+        BackboneOutput {
+            embedding: quantized.iter().map(|&q| dequantize(q)).collect(),
+            scores: None,
+        }
     }
 }
 
@@ -263,13 +449,16 @@ impl Backbone for Vggish {
     }
 
     fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError> {
-        let out = run_patch(&self.plan, patch)?;
-        let raw = values(&out[0], VGGISH_DIM, "VGGish's embedding")?;
-        let quantized = self.postprocess.quantize(&raw);
-        Ok(BackboneOutput {
-            embedding: quantized.iter().map(|&q| dequantize(q)).collect(),
-            scores: None,
-        })
+        Ok(self.postprocessed(&self.raw_embedding(patch)?))
+    }
+
+    fn embed_batch(&self, patches: &[&[f32]]) -> Result<Vec<BackboneOutput>, BackboneError> {
+        let raw = self.raw_embeddings(patches)?;
+        Ok(raw.iter().map(|r| self.postprocessed(r)).collect())
+    }
+
+    fn prepare(&self, batch: Batch) -> Result<(), BackboneError> {
+        self.graph.plan(batch).map(drop).map_err(Into::into)
     }
 }
 

@@ -212,18 +212,49 @@ pub struct Analyser {
     non_finite_samples: u64,
     /// Threads embedding the patches of one push (1 in the plugin's worker).
     threads: usize,
+    /// Offline (`Analyser::new_offline`): patches go through the backbone's batched plan, several
+    /// at a time; else one at a time through its one-window plan.
+    batched: bool,
 }
+
+/// Most windows in one run of the batched plan (`Analyser::new_offline`).
+pub const MAX_BATCH: usize = 32;
 
 impl Analyser {
     /// Sets up an analyser; the backbone is loaded once per process and shared.
     pub fn new(config: AnalyserConfig, models: &ModelDir) -> Result<Self, EngineError> {
+        Self::with_batches(config, models, false)
+    }
+
+    /// Sets up an analyser whose backbone runs the windows completed by a push in batches (up to
+    /// `MAX_BATCH`, spread over `set_threads` threads) through its batched plan (a symbolic batch
+    /// dimension), which gives each window the same bits whatever the batch; so the readings do
+    /// not depend on the threads or the pushes' sizes. Against `new`'s analyser (the one-window
+    /// plan) they agree within the backbone's tolerance (`Backbone::embed_batch`).
+    ///
+    /// Not used by `analyze`, `train`, `eval` or the plugin yet: in tract 0.23.9 the symbolic-batch
+    /// plan is several times slower per window than the one-window plan (README, Performance).
+    pub fn new_offline(config: AnalyserConfig, models: &ModelDir) -> Result<Self, EngineError> {
+        Self::with_batches(config, models, true)
+    }
+
+    fn with_batches(
+        config: AnalyserConfig,
+        models: &ModelDir,
+        batched: bool,
+    ) -> Result<Self, EngineError> {
         let front_end = FrontEnd::new(FrontEndConfig {
             input_rate: config.input_rate,
             log_offset: config.backbone.log_offset(),
             patch_hop_frames: config.hop_frames(),
         })?;
         let (head, note) = load_head(&config, models)?;
-        let backbone = backbone::load(config.backbone, models)?;
+        let plan = if batched {
+            backbone::Batch::Symbolic
+        } else {
+            backbone::Batch::One
+        };
+        let backbone = backbone::load_for(config.backbone, models, plan)?;
         let labels = head.labels().to_vec().into();
         let groups = head.groups().into();
         Ok(Self {
@@ -239,6 +270,7 @@ impl Analyser {
             pending: Vec::new(),
             non_finite_samples: 0,
             threads: 1,
+            batched,
         })
     }
 
@@ -292,15 +324,25 @@ impl Analyser {
         self.patches.clear();
         if self.threads <= 1 {
             self.front_end.push(&self.clean, &mut self.patches);
-            let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, || ());
+            let embedded = embed_all(
+                self.backbone.as_ref(),
+                &self.patches,
+                1,
+                self.batched,
+                || {},
+            );
             return self.read(embedded, out);
         }
         // The last push's patches are embedded while the front end cuts this push's.
         std::mem::swap(&mut self.patches, &mut self.pending);
         let (front_end, clean, cut) = (&mut self.front_end, &self.clean, &mut self.pending);
-        let embedded = embed_all(self.backbone.as_ref(), &self.patches, self.threads, || {
-            front_end.push(clean, cut)
-        });
+        let embedded = embed_all(
+            self.backbone.as_ref(),
+            &self.patches,
+            self.threads,
+            self.batched,
+            || front_end.push(clean, cut),
+        );
         self.read(embedded, out)
     }
 
@@ -309,7 +351,13 @@ impl Analyser {
         self.patches.clear();
         self.patches.append(&mut self.pending);
         self.front_end.finish(&mut self.patches);
-        let embedded = embed_all(self.backbone.as_ref(), &self.patches, self.threads, || ());
+        let embedded = embed_all(
+            self.backbone.as_ref(),
+            &self.patches,
+            self.threads,
+            self.batched,
+            || {},
+        );
         self.read(embedded, out)
     }
 
@@ -353,30 +401,59 @@ impl Analyser {
 
 /// Embeds patches on `threads` threads, this one included, keeping their order. This thread
 /// first runs `meanwhile` (the front end, in a pipelined push), then joins in; the threads take
-/// the patches one at a time, so none waits while another still has several to do.
+/// the patches a batch at a time (`batched`: about a quarter of a thread's share, at most
+/// `MAX_BATCH`; else one at a time), so none waits while another still has several to do.
 fn embed_all(
     backbone: &dyn Backbone,
     patches: &[Patch],
     threads: usize,
+    batched: bool,
     meanwhile: impl FnOnce(),
 ) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
     type Embedded = Vec<(usize, Result<backbone::BackboneOutput, BackboneError>)>;
+    let threads = threads.max(1);
+    let batch = if batched {
+        patches.len().div_ceil(threads * 4).clamp(1, MAX_BATCH)
+    } else {
+        1
+    };
+    let embed = |batch: &[Patch]| -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
+        if let [patch] = batch {
+            if !batched {
+                return vec![backbone.embed(&patch.data)];
+            }
+        }
+        let refs: Vec<&[f32]> = batch.iter().map(|p| p.data.as_slice()).collect();
+        match backbone.embed_batch(&refs) {
+            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            // One error for the batch: the first window reports it (the reading stops there).
+            Err(e) => std::iter::once(Err(e))
+                .chain(std::iter::repeat_with(|| {
+                    Err(BackboneError::Inference("an earlier window failed".into()))
+                }))
+                .take(batch.len())
+                .collect(),
+        }
+    };
     let next = AtomicUsize::new(0);
     let take_and_embed = || -> Embedded {
         let mut done = Vec::new();
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(patch) = patches.get(i) else {
+            let first = next.fetch_add(batch, Ordering::Relaxed);
+            let Some(chunk) = patches.get(first..(first + batch).min(patches.len())) else {
                 return done;
             };
-            done.push((i, backbone.embed(&patch.data)));
+            if chunk.is_empty() {
+                return done;
+            }
+            done.extend((first..).zip(embed(chunk)));
         }
     };
-    let helpers = threads.max(1).min(patches.len().max(1)) - 1;
+    let helpers = threads.min(patches.len().div_ceil(batch).max(1)) - 1;
     if helpers == 0 {
         // One thread (the plugin's worker, window by window): no scope, no reordering.
         meanwhile();
-        return patches.iter().map(|p| backbone.embed(&p.data)).collect();
+        return patches.chunks(batch).flat_map(embed).collect();
     }
     let mut embedded: Embedded = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(take_and_embed)).collect();

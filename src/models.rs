@@ -22,7 +22,7 @@ pub const CALIBRATION: &str = "calibration/yamnet-emotify.json";
 /// The command that installs the model files, quoted in error messages.
 pub const INSTALL_HINT: &str = "cargo xtask install-models";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("model file {} is not installed: run `{INSTALL_HINT}`", .0.display())]
     Missing(PathBuf),
