@@ -5,10 +5,15 @@
 //!    the same patches, as a ratio. VGGish runs with seeded random weights of the official shapes
 //!    (`moodscope_convert::write_vggish_with_seeded_weights`): the official checkpoint cannot be
 //!    fetched here, and the cost does not depend on the weights' values.
-//! 2. `moodscope analyze` throughput on a 3-minute piece (two HyperRogue tracks back to back, as a
+//! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
+//!    the optimised plan) and onnxruntime's own profile of the same file (per ONNX operator type),
+//!    mean ms per window.
+//! 3. Batched throughput, one thread (so per core), batches of 1, 8 and 32 windows: tract's batched
+//!    plan (`Backbone::embed_batch`, a symbolic batch dimension) and onnxruntime, windows per second.
+//! 4. `moodscope analyze` throughput on a 3-minute piece (two HyperRogue tracks back to back, as a
 //!    44.1 kHz mono float WAV), YAMNet, `--threads 2`, as a multiple of real time (wall clock of the
 //!    whole command: decoding, resampling, features, backbone, head, CSV; median of 5 runs).
-//! 3. Peak memory of that command with each backbone: the child's `VmHWM` (its own address
+//! 5. Peak memory of that command with each backbone: the child's `VmHWM` (its own address
 //!    space's high-water mark, which starts afresh at `exec`), sampled every 2 ms while it runs.
 //!    Not `wait4`'s `ru_maxrss`: that also counts the pages the child shared with this (large)
 //!    bench process between `fork` and `exec`, and reported this process's size (911 MiB) for
@@ -33,6 +38,13 @@ const RUNS: usize = 200;
 const WARMUP: usize = 10;
 /// Runs of `moodscope analyze` per backbone (the median wall time is reported).
 const ANALYZE_RUNS: usize = 5;
+/// Batch sizes of the throughput figures.
+const BATCHES: [usize; 3] = [1, 8, 32];
+/// Windows timed per batch size (at least `MIN_BATCH_RUNS` runs).
+const BATCH_WINDOWS: usize = 256;
+const MIN_BATCH_RUNS: usize = 7;
+/// Runs of the node-by-node profile.
+const PROFILE_RUNS: usize = 30;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
@@ -83,21 +95,71 @@ fn main() {
         .unwrap();
         ndarray_npy::write_npy(&npy, &array).expect("write patches");
         assert_eq!(array.len(), patches.len() * PATCH_LEN);
-        let ort_ms = onnxruntime_median_ms(&onnx, &npy);
+        let ort_ms = onnxruntime_ms(&onnx, &npy, RUNS, WARMUP, 1, false).0;
         println!(
             "{:<7} tract {tract_ms:8.2} ms   onnxruntime {ort_ms:8.2} ms   tract/onnxruntime {:.2}x",
             kind.name(),
             tract_ms / ort_ms
         );
-        rows.push((kind, tract_ms, ort_ms));
+        rows.push((kind, dir, patches, onnx, npy));
+    }
+
+    println!("== where the time goes, one window, one thread: mean ms per window over {PROFILE_RUNS} runs");
+    for (kind, _, patches, onnx, npy) in &rows {
+        let tract_ops = tract_profile(onnx, patches);
+        let ort_ops = onnxruntime_ms(onnx, npy, PROFILE_RUNS, 3, 1, true).1;
+        println!("{} in tract (optimised plan, by operator):", kind.name());
+        let total: f64 = tract_ops.iter().map(|o| o.1).sum();
+        for (op, ms, count) in &tract_ops {
+            println!(
+                "    {op:<28} {ms:8.3} ms  {:5.1}%  ({count} nodes)",
+                100.0 * ms / total
+            );
+        }
+        println!(
+            "{} in onnxruntime (its profiler, by ONNX operator):",
+            kind.name()
+        );
+        let total: f64 = ort_ops.iter().map(|o| o.1).sum();
+        for (op, ms) in &ort_ops {
+            println!("    {op:<28} {ms:8.3} ms  {:5.1}%", 100.0 * ms / total);
+        }
+    }
+
+    println!(
+        "== batched throughput, one thread (per core): windows/s (median time per run; \
+         {BATCH_WINDOWS} windows or {MIN_BATCH_RUNS} runs per batch size)"
+    );
+    for (kind, dir, patches, onnx, npy) in &rows {
+        let net = backbone::load_for(*kind, dir, backbone::Batch::Symbolic).expect("backbone");
+        for batch in BATCHES {
+            let runs = (BATCH_WINDOWS / batch).max(MIN_BATCH_RUNS);
+            let mut times = Vec::with_capacity(runs);
+            for i in 0..runs + 2 {
+                let refs: Vec<&[f32]> = (0..batch)
+                    .map(|j| patches[(i * batch + j) % patches.len()].as_slice())
+                    .collect();
+                let start = Instant::now();
+                std::hint::black_box(net.embed_batch(&refs).expect("embed_batch"));
+                if i >= 2 {
+                    times.push(start.elapsed().as_secs_f64());
+                }
+            }
+            let tract = batch as f64 / median(times);
+            let ort = batch as f64 / (onnxruntime_ms(onnx, npy, runs, 2, batch, false).0 / 1e3);
+            println!(
+                "{:<7} batch {batch:>2}: tract {tract:7.1} windows/s   onnxruntime {ort:7.1} windows/s   \
+                 tract/onnxruntime time {:.2}x",
+                kind.name(),
+                ort / tract
+            );
+        }
     }
 
     println!("== moodscope analyze, 3-minute piece");
     let piece = three_minute_piece(work.path());
-    for (kind, dir) in [
-        (BackboneKind::Yamnet, ModelDir::new(models.path())),
-        (BackboneKind::Vggish, vggish_models),
-    ] {
+    for (kind, dir, ..) in &rows {
+        let (kind, dir) = (*kind, dir);
         let runs: Vec<(Duration, u64)> = (0..ANALYZE_RUNS)
             .map(|_| run_analyze(&piece.0, kind, dir.path()))
             .collect();
@@ -115,15 +177,27 @@ fn main() {
     }
 }
 
-/// `benches/onnxruntime_backbones.py`: the median per-window time of `onnx` in onnxruntime.
-fn onnxruntime_median_ms(onnx: &Path, patches: &Path) -> f64 {
+/// `benches/onnxruntime_backbones.py`: the median time of one run of `onnx` on `batch` patches
+/// in onnxruntime, and with `profile` its mean time per run in each operator type, largest first.
+fn onnxruntime_ms(
+    onnx: &Path,
+    patches: &Path,
+    runs: usize,
+    warmup: usize,
+    batch: usize,
+    profile: bool,
+) -> (f64, Vec<(String, f64)>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/onnxruntime_backbones.py");
     let out = Command::new("python3")
         .arg(&script)
         .arg(onnx)
         .arg(patches)
-        .arg(RUNS.to_string())
-        .arg(WARMUP.to_string())
+        .args([
+            runs.to_string(),
+            warmup.to_string(),
+            batch.to_string(),
+            u8::from(profile).to_string(),
+        ])
         .output()
         .expect("python3");
     assert!(
@@ -134,7 +208,49 @@ fn onnxruntime_median_ms(onnx: &Path, patches: &Path) -> f64 {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
-    json["median_ms"].as_f64().expect("median_ms")
+    let mut ops: Vec<(String, f64)> = json["op_ms"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(0.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // serde_json's map is in key order: largest first again.
+    ops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    (json["median_ms"].as_f64().expect("median_ms"), ops)
+}
+
+/// Tract's one-window plan of `model` (as Moodscope optimises it) timed node by node: mean ms per
+/// run in each operator (by name), with its node count, largest first.
+fn tract_profile(model: &Path, patches: &[Vec<f32>]) -> Vec<(String, f64, usize)> {
+    use std::collections::HashMap;
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::plan::{eval, SimpleState};
+    let plan = backbone::optimised_plan(model, backbone::Batch::One).expect("plan");
+    let mut state = SimpleState::new(&plan).expect("state");
+    let mut per_op: HashMap<String, (f64, std::collections::HashSet<usize>)> = HashMap::new();
+    for run in 0..PROFILE_RUNS + 3 {
+        let input = Tensor::from_shape(&[1, 96, 64], &patches[run % patches.len()]).unwrap();
+        state
+            .run_plan_with_eval(tvec![input.into()], |session, op_state, node, inputs| {
+                let start = Instant::now();
+                let out = eval(session, op_state, node, inputs);
+                if run >= 3 {
+                    let entry = per_op.entry(node.op().name().to_string()).or_default();
+                    entry.0 += start.elapsed().as_secs_f64() * 1e3;
+                    entry.1.insert(node.id);
+                }
+                out
+            })
+            .expect("profiled run");
+    }
+    let mut ops: Vec<(String, f64, usize)> = per_op
+        .into_iter()
+        .map(|(op, (ms, nodes))| (op, ms / PROFILE_RUNS as f64, nodes.len()))
+        .collect();
+    ops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ops
 }
 
 /// Two tracks back to back (136 s + 48 s) as a 44.1 kHz mono float WAV; and its length in s.
