@@ -8,8 +8,9 @@
 //! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
 //!    the optimised plan) and onnxruntime's own profile of the same file (per ONNX operator type),
 //!    mean ms per window.
-//! 3. Batched throughput, one thread (so per core), batches of 1, 8 and 32 windows: tract's batched
-//!    plan (`Backbone::embed_batch`, a symbolic batch dimension) and onnxruntime, windows per second.
+//! 3. Batched throughput, one thread (so per core), batches of 1, 2, 4, 8, 16 and 32 windows:
+//!    tract's plan for that many windows per run (what `Backbone::embed_batch` runs with
+//!    `BackboneKind::batch_windows`) and onnxruntime, windows per second.
 //! 4. `moodscope analyze` throughput on a 3-minute piece (two HyperRogue tracks back to back, as a
 //!    44.1 kHz mono float WAV), YAMNet, `--threads 2`, as a multiple of real time (wall clock of the
 //!    whole command: decoding, resampling, features, backbone, head, CSV; median of 5 runs).
@@ -39,7 +40,7 @@ const WARMUP: usize = 10;
 /// Runs of `moodscope analyze` per backbone (the median wall time is reported).
 const ANALYZE_RUNS: usize = 5;
 /// Batch sizes of the throughput figures.
-const BATCHES: [usize; 3] = [1, 8, 32];
+const BATCHES: [usize; 6] = [1, 2, 4, 8, 16, 32];
 /// Windows timed per batch size (at least `MIN_BATCH_RUNS` runs).
 const BATCH_WINDOWS: usize = 256;
 const MIN_BATCH_RUNS: usize = 7;
@@ -130,17 +131,19 @@ fn main() {
         "== batched throughput, one thread (per core): windows/s (median time per run; \
          {BATCH_WINDOWS} windows or {MIN_BATCH_RUNS} runs per batch size)"
     );
-    for (kind, dir, patches, onnx, npy) in &rows {
-        let net = backbone::load_for(*kind, dir, backbone::Batch::Symbolic).expect("backbone");
+    for (kind, _, patches, onnx, npy) in &rows {
         for batch in BATCHES {
+            use tract_onnx::prelude::{tvec, Tensor};
+            let plan = backbone::optimised_plan(onnx, batch).expect("plan");
             let runs = (BATCH_WINDOWS / batch).max(MIN_BATCH_RUNS);
             let mut times = Vec::with_capacity(runs);
             for i in 0..runs + 2 {
-                let refs: Vec<&[f32]> = (0..batch)
-                    .map(|j| patches[(i * batch + j) % patches.len()].as_slice())
+                let flat: Vec<f32> = (0..batch)
+                    .flat_map(|j| patches[(i * batch + j) % patches.len()].iter().copied())
                     .collect();
+                let input = Tensor::from_shape(&[batch, 96, 64], &flat).expect("input");
                 let start = Instant::now();
-                std::hint::black_box(net.embed_batch(&refs).expect("embed_batch"));
+                std::hint::black_box(plan.run(tvec![input.into()]).expect("run"));
                 if i >= 2 {
                     times.push(start.elapsed().as_secs_f64());
                 }
@@ -148,9 +151,10 @@ fn main() {
             let tract = batch as f64 / median(times);
             let ort = batch as f64 / (onnxruntime_ms(onnx, npy, runs, 2, batch, false).0 / 1e3);
             println!(
-                "{:<7} batch {batch:>2}: tract {tract:7.1} windows/s   onnxruntime {ort:7.1} windows/s   \
+                "{:<7} batch {batch:>2}{}: tract {tract:7.1} windows/s   onnxruntime {ort:7.1} windows/s   \
                  tract/onnxruntime time {:.2}x",
                 kind.name(),
+                if batch == kind.batch_windows() { " (offline's)" } else { "" },
                 ort / tract
             );
         }
@@ -227,7 +231,7 @@ fn tract_profile(model: &Path, patches: &[Vec<f32>]) -> Vec<(String, f64, usize)
     use std::collections::HashMap;
     use tract_onnx::prelude::*;
     use tract_onnx::tract_core::plan::{eval, SimpleState};
-    let plan = backbone::optimised_plan(model, backbone::Batch::One).expect("plan");
+    let plan = backbone::optimised_plan(model, 1).expect("plan");
     let mut state = SimpleState::new(&plan).expect("state");
     let mut per_op: HashMap<String, (f64, std::collections::HashSet<usize>)> = HashMap::new();
     for run in 0..PROFILE_RUNS + 3 {

@@ -47,6 +47,17 @@ impl BackboneKind {
         }
     }
 
+    /// Windows in one run of the batched plan (`Backbone::embed_batch`, offline work), declared
+    /// once per network: the best throughput per core of 1, 2, 4, 8, 16 and 32 in
+    /// `benches/backbones.rs` (VGGish reads its 12288x4096 fully connected weights once per run,
+    /// so a batch pays most there).
+    pub fn batch_windows(self) -> usize {
+        match self {
+            BackboneKind::Yamnet => 8,
+            BackboneKind::Vggish => 8,
+        }
+    }
+
     pub fn embedding_dim(self) -> usize {
         match self {
             BackboneKind::Yamnet => 1024,
@@ -92,13 +103,12 @@ pub trait Backbone: Send + Sync {
     /// Embeds one patch of `features::PATCH_LEN` values (frame-major), with the one-window plan
     /// (the plugin's low-latency path).
     fn embed(&self, patch: &[f32]) -> Result<BackboneOutput, BackboneError>;
-    /// Embeds several patches in one run of the batched plan (for offline work; nothing uses it
-    /// yet: in tract 0.23.9 it is slower per window than `embed`, see the README), in order. Each patch's output is bit for bit the same whatever
-    /// the batch's size and the other patches in it; against `embed` (the one-window plan) it is
-    /// the same bits with VGGish, and within 1e-5 with YAMNet, whose depthwise and matrix kernels
-    /// tract picks differently for a symbolic batch (`tests/backbone_batch.rs`). The batched
-    /// plan is built on first use (or by `load_for`): a plugin that never calls this does not
-    /// hold it.
+    /// Embeds any number of patches, in order, through the batched plan (offline work:
+    /// `analyze`, `train`, `eval`): `BackboneKind::batch_windows` windows per run, the last run
+    /// padded with copies of its last patch. Each patch's output is bit for bit what `embed` (the
+    /// one-window plan) gives it, whatever the other patches in its run (`tests/backbone_batch.rs`),
+    /// so offline readings equal the plugin's. The batched plan is built on first use (or by
+    /// `load_for`): a plugin that never calls this does not hold it.
     fn embed_batch(&self, patches: &[&[f32]]) -> Result<Vec<BackboneOutput>, BackboneError>;
     /// Builds the plan for `batch` now if it is not built yet (`load_for`).
     fn prepare(&self, batch: Batch) -> Result<(), BackboneError>;
@@ -114,7 +124,7 @@ pub fn load(kind: BackboneKind, dir: &ModelDir) -> Result<Arc<dyn Backbone>, Bac
     load_for(kind, dir, Batch::One)
 }
 
-/// As `load`, with the plan that `batch` calls for built: `Batch::Symbolic` for offline work
+/// As `load`, with the plan that `batch` calls for built: `Batch::Windows` for offline work
 /// (`Backbone::embed_batch`). A process that only batches never builds the one-window plan (and
 /// so holds one copy of the weights, not two).
 pub fn load_for(
@@ -146,10 +156,12 @@ type Plan = TypedSimplePlan;
 type Lazy = OnceLock<Result<Arc<Plan>, ModelError>>;
 
 /// An ONNX backbone graph with a `patch` [N,96,64] input, as up to two optimised plans: N = 1
-/// (for `embed`) and a symbolic N, declared once (for `embed_batch`). Each is built from the file
-/// when first needed; `Graph::load` builds the one asked for, so that a bad file shows at once.
+/// (for `embed`) and N = `windows` (for `embed_batch`). Each is built from the file when first
+/// needed; `Graph::load` builds the one asked for, so that a bad file shows at once.
 struct Graph {
     path: PathBuf,
+    /// Windows per run of the batched plan (`BackboneKind::batch_windows`).
+    windows: usize,
     one: Lazy,
     batched: Lazy,
     /// Positions of the named outputs among the graph's outputs.
@@ -157,28 +169,43 @@ struct Graph {
 }
 
 impl Graph {
-    fn load(path: &Path, outputs: &[&str], first: Batch) -> Result<Self, ModelError> {
-        let (plan, at) = load_plan(path, outputs, first)?;
+    fn load(
+        path: &Path,
+        outputs: &[&str],
+        windows: usize,
+        first: Batch,
+    ) -> Result<Self, ModelError> {
         let graph = Self {
             path: path.to_owned(),
+            windows,
             one: OnceLock::new(),
             batched: OnceLock::new(),
-            at,
+            at: Vec::new(),
         };
+        let (plan, at) = load_plan(path, outputs, graph.batch_size(first))?;
         let _ = graph.lazy(first).set(Ok(plan));
-        Ok(graph)
+        Ok(Self { at, ..graph })
+    }
+
+    fn batch_size(&self, batch: Batch) -> usize {
+        match batch {
+            Batch::One => 1,
+            Batch::Windows => self.windows,
+        }
     }
 
     fn lazy(&self, batch: Batch) -> &Lazy {
         match batch {
             Batch::One => &self.one,
-            Batch::Symbolic => &self.batched,
+            Batch::Windows => &self.batched,
         }
     }
 
     fn plan(&self, batch: Batch) -> Result<&Arc<Plan>, ModelError> {
         self.lazy(batch)
-            .get_or_init(|| load_plan(&self.path, &[], batch).map(|(plan, _)| plan))
+            .get_or_init(|| {
+                load_plan(&self.path, &[], self.batch_size(batch)).map(|(plan, _)| plan)
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -193,46 +220,77 @@ impl Graph {
             .map_err(inference)
     }
 
-    /// Runs the batched plan on `patches` (at least one): outputs with a leading axis of
-    /// `patches.len()`.
-    fn run_batch(&self, patches: &[&[f32]]) -> Result<TVec<TValue>, BackboneError> {
-        let mut flat = Vec::with_capacity(patches.len() * features::PATCH_LEN);
-        for patch in patches {
-            check_len(patch)?;
-            flat.extend_from_slice(patch);
+    /// Runs the batched plan over `patches`, `windows` at a time (the last run padded with
+    /// copies of its last patch, whose outputs are dropped). Returns, for each named output (of
+    /// `widths[k]` values per window), one row per patch.
+    fn run_batch(
+        &self,
+        patches: &[&[f32]],
+        widths: &[usize],
+    ) -> Result<Vec<Vec<Vec<f32>>>, BackboneError> {
+        let plan = self.plan(Batch::Windows)?;
+        let n = self.windows;
+        let mut rows: Vec<Vec<Vec<f32>>> = widths
+            .iter()
+            .map(|_| Vec::with_capacity(patches.len()))
+            .collect();
+        let mut flat = Vec::with_capacity(n * features::PATCH_LEN);
+        for run in patches.chunks(n) {
+            flat.clear();
+            for patch in run {
+                check_len(patch)?;
+                flat.extend_from_slice(patch);
+            }
+            let last = run[run.len() - 1];
+            for _ in run.len()..n {
+                flat.extend_from_slice(last);
+            }
+            let input =
+                Tensor::from_shape(&[n, features::PATCH_FRAMES, features::MEL_BANDS], &flat)
+                    .map_err(inference)?;
+            let out = plan.run(tvec![input.into()]).map_err(inference)?;
+            for ((&at, &width), rows) in self.at.iter().zip(widths).zip(&mut rows) {
+                let values = out[at].to_plain_array_view::<f32>().map_err(inference)?;
+                if values.len() != n * width {
+                    return Err(BackboneError::Inference(format!(
+                        "output {at} has {} values for {n} windows, not {}",
+                        values.len(),
+                        n * width
+                    )));
+                }
+                let values: Vec<f32> = values.iter().copied().collect();
+                rows.extend(
+                    values
+                        .chunks_exact(width)
+                        .take(run.len())
+                        .map(<[f32]>::to_vec),
+                );
+            }
         }
-        let input = Tensor::from_shape(
-            &[patches.len(), features::PATCH_FRAMES, features::MEL_BANDS],
-            &flat,
-        )
-        .map_err(inference)?;
-        self.plan(Batch::Symbolic)?
-            .run(tvec![input.into()])
-            .map_err(inference)
+        Ok(rows)
     }
 }
 
-/// A plan's batch dimension.
+/// Which of a backbone's plans to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Batch {
-    /// One window per run (`Backbone::embed`).
+    /// One window per run (`Backbone::embed`, the plugin's real-time path).
     One,
-    /// Any number of windows per run, the symbol `N` (`Backbone::embed_batch`).
-    Symbolic,
+    /// `BackboneKind::batch_windows` windows per run (`Backbone::embed_batch`, offline work).
+    Windows,
 }
 
-/// The optimised plan Moodscope runs for the backbone file `path` (`benches/backbones.rs` times
-/// it node by node).
-pub fn optimised_plan(path: &Path, batch: Batch) -> Result<Arc<TypedSimplePlan>, ModelError> {
-    load_plan(path, &[], batch).map(|(plan, _)| plan)
+/// The optimised plan Moodscope runs for the backbone file `path` with `windows` windows per run
+/// (`benches/backbones.rs` times it node by node, and per batch size).
+pub fn optimised_plan(path: &Path, windows: usize) -> Result<Arc<TypedSimplePlan>, ModelError> {
+    load_plan(path, &[], windows).map(|(plan, _)| plan)
 }
 
-/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N (1, or the symbol `N`
-/// for a batch), optimises it, and returns the plan with the positions of the named outputs.
+/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N to `windows`, optimises it, and returns the plan with the positions of the named outputs.
 fn load_plan(
     path: &Path,
     outputs: &[&str],
-    batch: Batch,
+    windows: usize,
 ) -> Result<(Arc<Plan>, Vec<usize>), ModelError> {
     let corrupt = |reason: String| ModelError::Corrupt {
         path: path.to_owned(),
@@ -260,10 +318,10 @@ fn load_plan(
                 .ok_or_else(|| corrupt(format!("no output `{want}` (outputs: {names:?})")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let n: TDim = match batch {
-        Batch::One => 1.into(),
-        Batch::Symbolic => model.sym("N").into(),
-    };
+    // A concrete batch size, not a symbol: tract then picks the same shape-specialised kernels
+    // as for one window (a symbolic N ran about 8x slower per YAMNet window in tract 0.23.9,
+    // and its values differed from the one-window plan's by a few ULP).
+    let n: TDim = windows.into();
     let plan = model
         .with_input_fact(
             0,
@@ -305,25 +363,6 @@ fn check_len(patch: &[f32]) -> Result<(), BackboneError> {
     Ok(())
 }
 
-/// The `rows` rows of `width` values of a batched output.
-fn rows(
-    output: &TValue,
-    rows: usize,
-    width: usize,
-    what: &str,
-) -> Result<Vec<Vec<f32>>, BackboneError> {
-    let v = output.to_plain_array_view::<f32>().map_err(inference)?;
-    if v.len() != rows * width {
-        return Err(BackboneError::Inference(format!(
-            "{what} has {} values for {rows} patches, not {}",
-            v.len(),
-            rows * width
-        )));
-    }
-    let flat: Vec<f32> = v.iter().copied().collect();
-    Ok(flat.chunks_exact(width).map(<[f32]>::to_vec).collect())
-}
-
 fn values(output: &TValue, expected: usize, what: &str) -> Result<Vec<f32>, BackboneError> {
     let v = output
         .to_plain_array_view::<f32>()
@@ -353,7 +392,12 @@ impl Yamnet {
 
     pub fn load_for(dir: &ModelDir, first: Batch) -> Result<Self, ModelError> {
         let path = dir.file(models::YAMNET_ONNX)?;
-        let graph = Graph::load(&path, &["scores", "embedding"], first)?;
+        let graph = Graph::load(
+            &path,
+            &["scores", "embedding"],
+            BackboneKind::Yamnet.batch_windows(),
+            first,
+        )?;
         Ok(Self { graph })
     }
 }
@@ -376,11 +420,10 @@ impl Backbone for Yamnet {
         if patches.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.graph.run_batch(patches)?;
-        let (scores_at, embedding_at) = (self.graph.at[0], self.graph.at[1]);
-        let n = patches.len();
-        let embeddings = rows(&out[embedding_at], n, YAMNET_DIM, "YAMNet's embedding")?;
-        let scores = rows(&out[scores_at], n, YAMNET_CLASSES, "YAMNet's scores")?;
+        let mut out = self
+            .graph
+            .run_batch(patches, &[YAMNET_CLASSES, YAMNET_DIM])?;
+        let (embeddings, scores) = (out.pop().unwrap_or_default(), out.pop().unwrap_or_default());
         Ok(embeddings
             .into_iter()
             .zip(scores)
@@ -410,7 +453,12 @@ impl Vggish {
     pub fn load_for(dir: &ModelDir, first: Batch) -> Result<Self, ModelError> {
         // Read the small PCA file first: a missing one is reported before the slow graph load.
         let postprocess = VggishPostprocess::load(&dir.file(models::VGGISH_PCA)?)?;
-        let graph = Graph::load(&dir.file(models::VGGISH_ONNX)?, &["embedding"], first)?;
+        let graph = Graph::load(
+            &dir.file(models::VGGISH_ONNX)?,
+            &["embedding"],
+            BackboneKind::Vggish.batch_windows(),
+            first,
+        )?;
         Ok(Self { graph, postprocess })
     }
 
@@ -420,18 +468,13 @@ impl Vggish {
         values(&out[self.graph.at[0]], VGGISH_DIM, "VGGish's embedding")
     }
 
-    /// The network's raw outputs for several patches in one run of the batched plan.
+    /// The network's raw outputs for several patches, through the batched plan.
     pub fn raw_embeddings(&self, patches: &[&[f32]]) -> Result<Vec<Vec<f32>>, BackboneError> {
         if patches.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.graph.run_batch(patches)?;
-        rows(
-            &out[self.graph.at[0]],
-            patches.len(),
-            VGGISH_DIM,
-            "VGGish's embedding",
-        )
+        let mut out = self.graph.run_batch(patches, &[VGGISH_DIM])?;
+        Ok(out.pop().unwrap_or_default())
     }
 
     fn postprocessed(&self, raw: &[f32]) -> BackboneOutput {

@@ -206,19 +206,17 @@ pub struct Analyser {
     /// Sanitized copy of the samples being pushed.
     clean: Vec<f32>,
     patches: Vec<Patch>,
-    /// With more than one thread: patches cut by the last push, embedded during the next one
-    /// while the front end cuts that push's patches (so that no core waits for the other).
+    /// Patches cut but not embedded yet: with more than one thread, those of the last push
+    /// (embedded during the next one while the front end cuts that push's, so that no core
+    /// waits for the other); offline, also the last few that do not fill a batch.
     pending: Vec<Patch>,
     non_finite_samples: u64,
     /// Threads embedding the patches of one push (1 in the plugin's worker).
     threads: usize,
-    /// Offline (`Analyser::new_offline`): patches go through the backbone's batched plan, several
-    /// at a time; else one at a time through its one-window plan.
-    batched: bool,
+    /// Windows per backbone run: the backbone's batch size offline (`Analyser::new_offline`),
+    /// else 1 (its one-window plan).
+    run_windows: usize,
 }
-
-/// Most windows in one run of the batched plan (`Analyser::new_offline`).
-pub const MAX_BATCH: usize = 32;
 
 impl Analyser {
     /// Sets up an analyser; the backbone is loaded once per process and shared.
@@ -226,14 +224,11 @@ impl Analyser {
         Self::with_batches(config, models, false)
     }
 
-    /// Sets up an analyser whose backbone runs the windows completed by a push in batches (up to
-    /// `MAX_BATCH`, spread over `set_threads` threads) through its batched plan (a symbolic batch
-    /// dimension), which gives each window the same bits whatever the batch; so the readings do
-    /// not depend on the threads or the pushes' sizes. Against `new`'s analyser (the one-window
-    /// plan) they agree within the backbone's tolerance (`Backbone::embed_batch`).
-    ///
-    /// Not used by `analyze`, `train`, `eval` or the plugin yet: in tract 0.23.9 the symbolic-batch
-    /// plan is several times slower per window than the one-window plan (README, Performance).
+    /// Sets up an analyser for offline work (`analyze`, library scans): its backbone runs the
+    /// windows in batches (`BackboneKind::batch_windows`, spread over `set_threads` threads)
+    /// through its batched plan, which gives each window the bits the one-window plan gives it
+    /// (`Backbone::embed_batch`): the readings are `new`'s, bit for bit, whatever the threads and
+    /// the pushes' sizes. Windows that do not fill a batch wait for the next push (or `finish`).
     pub fn new_offline(config: AnalyserConfig, models: &ModelDir) -> Result<Self, EngineError> {
         Self::with_batches(config, models, true)
     }
@@ -250,11 +245,16 @@ impl Analyser {
         })?;
         let (head, note) = load_head(&config, models)?;
         let plan = if batched {
-            backbone::Batch::Symbolic
+            backbone::Batch::Windows
         } else {
             backbone::Batch::One
         };
         let backbone = backbone::load_for(config.backbone, models, plan)?;
+        let run_windows = if batched {
+            config.backbone.batch_windows()
+        } else {
+            1
+        };
         let labels = head.labels().to_vec().into();
         let groups = head.groups().into();
         Ok(Self {
@@ -270,7 +270,7 @@ impl Analyser {
             pending: Vec::new(),
             non_finite_samples: 0,
             threads: 1,
-            batched,
+            run_windows,
         })
     }
 
@@ -306,6 +306,12 @@ impl Analyser {
         self.threads = threads.max(1);
     }
 
+    /// Windows per backbone run (1, or the backbone's batch size offline). A push that completes
+    /// at least `threads` times this many windows keeps every thread busy.
+    pub fn run_windows(&self) -> usize {
+        self.run_windows
+    }
+
     /// NaN or infinite input samples replaced by silence since the last reset.
     pub fn non_finite_samples(&self) -> u64 {
         self.non_finite_samples
@@ -321,26 +327,26 @@ impl Analyser {
         self.clean.clear();
         self.clean.extend_from_slice(samples);
         self.non_finite_samples += features::sanitize(&mut self.clean, SAMPLE_LIMIT) as u64;
-        self.patches.clear();
         if self.threads <= 1 {
-            self.front_end.push(&self.clean, &mut self.patches);
+            self.front_end.push(&self.clean, &mut self.pending);
+            self.take_whole_runs();
             let embedded = embed_all(
                 self.backbone.as_ref(),
                 &self.patches,
                 1,
-                self.batched,
+                self.run_windows,
                 || {},
             );
             return self.read(embedded, out);
         }
-        // The last push's patches are embedded while the front end cuts this push's.
-        std::mem::swap(&mut self.patches, &mut self.pending);
+        // The last pushes' patches are embedded while the front end cuts this push's.
+        self.take_whole_runs();
         let (front_end, clean, cut) = (&mut self.front_end, &self.clean, &mut self.pending);
         let embedded = embed_all(
             self.backbone.as_ref(),
             &self.patches,
             self.threads,
-            self.batched,
+            self.run_windows,
             || front_end.push(clean, cut),
         );
         self.read(embedded, out)
@@ -355,10 +361,18 @@ impl Analyser {
             self.backbone.as_ref(),
             &self.patches,
             self.threads,
-            self.batched,
+            self.run_windows,
             || {},
         );
         self.read(embedded, out)
+    }
+
+    /// Moves the pending patches that fill whole backbone runs to `self.patches`, in order; the
+    /// rest stay pending.
+    fn take_whole_runs(&mut self) {
+        let whole = self.pending.len() / self.run_windows * self.run_windows;
+        self.patches.clear();
+        self.patches.extend(self.pending.drain(..whole));
     }
 
     /// Back to the start of a stream: no buffered audio, head state cleared.
@@ -401,37 +415,31 @@ impl Analyser {
 
 /// Embeds patches on `threads` threads, this one included, keeping their order. This thread
 /// first runs `meanwhile` (the front end, in a pipelined push), then joins in; the threads take
-/// the patches a batch at a time (`batched`: about a quarter of a thread's share, at most
-/// `MAX_BATCH`; else one at a time), so none waits while another still has several to do.
+/// `run_windows` patches at a time (one run of the backbone: `embed` for one, `embed_batch` for
+/// more), so none waits while another still has several to do.
 fn embed_all(
     backbone: &dyn Backbone,
     patches: &[Patch],
     threads: usize,
-    batched: bool,
+    run_windows: usize,
     meanwhile: impl FnOnce(),
 ) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
     type Embedded = Vec<(usize, Result<backbone::BackboneOutput, BackboneError>)>;
     let threads = threads.max(1);
-    let batch = if batched {
-        patches.len().div_ceil(threads * 4).clamp(1, MAX_BATCH)
-    } else {
-        1
-    };
-    let embed = |batch: &[Patch]| -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
-        if let [patch] = batch {
-            if !batched {
-                return vec![backbone.embed(&patch.data)];
-            }
+    let batch = run_windows.max(1);
+    let embed = |run: &[Patch]| -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
+        if batch == 1 {
+            return run.iter().map(|p| backbone.embed(&p.data)).collect();
         }
-        let refs: Vec<&[f32]> = batch.iter().map(|p| p.data.as_slice()).collect();
+        let refs: Vec<&[f32]> = run.iter().map(|p| p.data.as_slice()).collect();
         match backbone.embed_batch(&refs) {
             Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-            // One error for the batch: the first window reports it (the reading stops there).
+            // One error for the run: its first window reports it (the reading stops there).
             Err(e) => std::iter::once(Err(e))
                 .chain(std::iter::repeat_with(|| {
                     Err(BackboneError::Inference("an earlier window failed".into()))
                 }))
-                .take(batch.len())
+                .take(run.len())
                 .collect(),
         }
     };

@@ -278,7 +278,11 @@ pub(crate) fn analyse_file(
     let rate = reader.sample_rate();
     let mut analyser = make_analyser(rate)?;
     analyser.set_threads(threads);
-    let block_len = (rate * BLOCK_SECONDS) as usize;
+    // A block completes enough windows for a batch on every thread (VGGish: 8 windows of 0.96 s
+    // on 2 threads, about 16 s).
+    let batch_seconds =
+        (threads * analyser.run_windows()) as f64 * analyser.config().hop_seconds() + 1.0;
+    let block_len = (rate as f64 * batch_seconds.max(BLOCK_SECONDS as f64)) as usize;
     let mut block = Vec::with_capacity(block_len + 8192);
     let mut readings = Vec::new();
     let mut samples = 0u64;

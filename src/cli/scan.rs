@@ -91,7 +91,8 @@ impl<'a> Setup<'a> {
         let hop = args.hop.map(hop_frames).transpose()?;
         let mut setup_config = config(args, hop, features::MODEL_RATE);
         setup_config.input_rate = features::MODEL_RATE;
-        let first = Analyser::new(setup_config.clone(), models).map_err(|e| e.to_string())?;
+        let first =
+            Analyser::new_offline(setup_config.clone(), models).map_err(|e| e.to_string())?;
         let labels = first.labels().to_vec();
         let groups = first.groups().to_vec();
         let hop_seconds = first.config().hop_seconds();
@@ -116,7 +117,7 @@ impl<'a> Setup<'a> {
     }
 
     fn analyser(&self, rate: u32) -> Result<Analyser, EngineError> {
-        Analyser::new(config(self.args, self.hop, rate), self.models)
+        Analyser::new_offline(config(self.args, self.hop, rate), self.models)
     }
 
     /// A timeline's verdicts (the plugin's smoother at its defaults) and its summary.

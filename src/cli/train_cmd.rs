@@ -360,33 +360,35 @@ pub(super) fn embed_file(
             samples.len() as f64 / rate as f64
         ));
     }
-    let per_thread = patches.len().div_ceil(threads.max(1));
-    let embedded: Vec<Result<Vec<f32>, String>> = std::thread::scope(|scope| {
+    // Each thread takes whole batches of the backbone's batched plan (the same bits as one
+    // window at a time, `Backbone::embed_batch`).
+    let batch = backbone.kind().batch_windows();
+    let per_thread = patches.len().div_ceil(threads.max(1)).div_ceil(batch) * batch;
+    let embedded: Vec<Result<Vec<Vec<f32>>, String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = patches
             .chunks(per_thread)
             .map(|chunk| {
                 scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|p| {
-                            backbone
-                                .embed(&p.data)
-                                .map(|o| o.embedding)
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect::<Vec<_>>()
+                    let refs: Vec<&[f32]> = chunk.iter().map(|p| p.data.as_slice()).collect();
+                    backbone
+                        .embed_batch(&refs)
+                        .map(|outputs| outputs.into_iter().map(|o| o.embedding).collect())
+                        .map_err(|e| e.to_string())
                 })
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| {
+            .map(|w| {
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
     });
-    embedded.into_iter().collect()
+    Ok(embedded
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .concat())
 }
 
 /// Embeds every file of every label folder. Files that cannot be embedded are reported on stderr
@@ -435,7 +437,7 @@ pub(super) fn load_backbone(
     kind: BackboneKind,
     models: &ModelDir,
 ) -> Result<Arc<dyn Backbone>, String> {
-    backbone::load(kind, models)
+    backbone::load_for(kind, models, backbone::Batch::Windows)
         .map_err(|e| format!("cannot load the {} backbone: {e}", kind.name()))
 }
 
