@@ -292,6 +292,8 @@ fn run_analyze(piece: &Path, kind: BackboneKind, models: &Path) -> (Duration, u6
             kind.name(),
             "--out",
             "/dev/null",
+            // Every run analyses: no library database, whose cache would skip the file.
+            "--no-db",
             "--models",
         ])
         .arg(models)
