@@ -215,9 +215,9 @@ impl Graph {
         check_len(patch)?;
         let input = Tensor::from_shape(&[1, features::PATCH_FRAMES, features::MEL_BANDS], patch)
             .map_err(inference)?;
-        self.plan(Batch::One)?
-            .run(tvec![input.into()])
-            .map_err(inference)
+        let out = self.plan(Batch::One)?.run(tvec![input.into()]);
+        clear_upper_vector_state();
+        out.map_err(inference)
     }
 
     /// Runs the batched plan over `patches`, `windows` at a time (the last run padded with
@@ -248,7 +248,9 @@ impl Graph {
             let input =
                 Tensor::from_shape(&[n, features::PATCH_FRAMES, features::MEL_BANDS], &flat)
                     .map_err(inference)?;
-            let out = plan.run(tvec![input.into()]).map_err(inference)?;
+            let out = plan.run(tvec![input.into()]);
+            clear_upper_vector_state();
+            let out = out.map_err(inference)?;
             for ((&at, &width), rows) in self.at.iter().zip(widths).zip(&mut rows) {
                 let values = out[at].to_plain_array_view::<f32>().map_err(inference)?;
                 if values.len() != n * width {
@@ -346,6 +348,30 @@ fn channels_last(mut model: TypedModel) -> TractResult<TypedModel> {
         .ok_or_else(|| anyhow::anyhow!("tract has no conv_nhwc transform"))?;
     transform.transform(&mut model)?;
     model.into_decluttered()
+}
+
+/// Clears the upper halves of the vector registers (`vzeroupper`) after a tract run.
+///
+/// tract 0.23.9's x86 matrix kernels (hand-written AVX-512 and FMA assembly) return with those
+/// halves dirty. Until something clears them, every legacy-SSE instruction this thread runs pays
+/// for it: glibc's `exp` and `log` (the window cues, `cues::mel_cues`) ran about 30 times slower
+/// after a YAMNet run than before one (0.59 s against 0.02 s for a 3-minute piece), a third of
+/// `moodscope analyze`'s time. The upstream fix is a `vzeroupper` at the end of each kernel.
+#[inline]
+fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        unsafe { zero_upper() }
+    }
+}
+
+/// `vzeroupper`: between two calls no live value sits in the registers' upper halves (the ABI
+/// makes them caller-saved), so clearing them changes no value.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
 }
 
 fn inference(e: TractError) -> BackboneError {
