@@ -4,7 +4,9 @@
 //! Two implementations behind one trait: YAMNet (1024-D embedding + scores) and VGGish (128-D
 //! embedding, then PCA whitening and 8-bit quantization exactly as `vggish_postprocess.py`, so
 //! that it lives in the same space as AudioSet's released embeddings). A loaded, optimised model
-//! is shared (`Arc`) by every analyser in the process.
+//! is shared (`Arc`) by every analyser in the process. Each has up to two tract plans: one
+//! window per run (the plugin's low-latency path) and `BackboneKind::batch_windows` windows per
+//! run (offline work); both give a window the same bits.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
