@@ -290,7 +290,8 @@ pub fn optimised_plan(path: &Path, windows: usize) -> Result<Arc<TypedSimplePlan
     load_plan(path, &[], windows).map(|(plan, _)| plan)
 }
 
-/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N to `windows`, optimises it, and returns the plan with the positions of the named outputs.
+/// Loads an ONNX backbone graph with a `patch` [N,96,64] input, fixes N to `windows`, optimises
+/// it, and returns the plan with the positions of the named outputs.
 fn load_plan(
     path: &Path,
     outputs: &[&str],

@@ -244,17 +244,12 @@ impl Analyser {
             patch_hop_frames: config.hop_frames(),
         })?;
         let (head, note) = load_head(&config, models)?;
-        let plan = if batched {
-            backbone::Batch::Windows
+        let (plan, run_windows) = if batched {
+            (backbone::Batch::Windows, config.backbone.batch_windows())
         } else {
-            backbone::Batch::One
+            (backbone::Batch::One, 1)
         };
         let backbone = backbone::load_for(config.backbone, models, plan)?;
-        let run_windows = if batched {
-            config.backbone.batch_windows()
-        } else {
-            1
-        };
         let labels = head.labels().to_vec().into();
         let groups = head.groups().into();
         Ok(Self {
@@ -417,7 +412,7 @@ impl Analyser {
 /// first runs `meanwhile` (the front end, in a pipelined push), then joins in; the threads take
 /// `run_windows` patches at a time (one run of the backbone: `embed` for one, `embed_batch` for
 /// more), so none waits while another still has several to do.
-fn embed_all(
+pub(crate) fn embed_all(
     backbone: &dyn Backbone,
     patches: &[Patch],
     threads: usize,

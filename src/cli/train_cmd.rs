@@ -360,35 +360,13 @@ pub(super) fn embed_file(
             samples.len() as f64 / rate as f64
         ));
     }
-    // Each thread takes whole batches of the backbone's batched plan (the same bits as one
-    // window at a time, `Backbone::embed_batch`).
+    // The analyser's own spreading over threads, whole batches of the backbone's batched plan
+    // at a time (the same bits as one window at a time, `Backbone::embed_batch`).
     let batch = backbone.kind().batch_windows();
-    let per_thread = patches.len().div_ceil(threads.max(1)).div_ceil(batch) * batch;
-    let embedded: Vec<Result<Vec<Vec<f32>>, String>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = patches
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let refs: Vec<&[f32]> = chunk.iter().map(|p| p.data.as_slice()).collect();
-                    backbone
-                        .embed_batch(&refs)
-                        .map(|outputs| outputs.into_iter().map(|o| o.embedding).collect())
-                        .map_err(|e| e.to_string())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    Ok(embedded
+    crate::engine::embed_all(backbone, &patches, threads, batch, || {})
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .concat())
+        .map(|o| o.map(|o| o.embedding).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Embeds every file of every label folder. Files that cannot be embedded are reported on stderr
