@@ -160,11 +160,13 @@ pub fn model_version(
         BackboneKind::Yamnet => models::YAMNET_ONNX,
         BackboneKind::Vggish => models::VGGISH_ONNX,
     };
-    let backbone = format!(
-        "{}@{}",
-        config.backbone.name(),
-        sha(&models.file(onnx).map_err(|e| e.to_string())?)?
-    );
+    let onnx = models.file(onnx).map_err(|e| e.to_string())?;
+    let mut backbone = format!("{}@{}", config.backbone.name(), sha(&onnx)?);
+    // VGGish keeps its weights beside the graph (ONNX external data).
+    let weights = moodscope_convert::external_data_path(&onnx);
+    if weights.is_file() {
+        backbone = format!("{backbone}+{}", sha(&weights)?);
+    }
     let head = match (&config.head, config.backbone) {
         (HeadChoice::File(json), _) => head_version(json, sha)?,
         (HeadChoice::Default, BackboneKind::Yamnet) if config.moods == MoodSet::Five => {

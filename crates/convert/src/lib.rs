@@ -20,6 +20,7 @@ mod yamnet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use onnx::external_data_path;
 pub use vggish::{
     convert_vggish, write_vggish_with_seeded_weights, VGGISH_OFFICIAL_BYTES, VGGISH_OFFICIAL_SHA256,
 };
@@ -35,7 +36,7 @@ pub const PATCH_BANDS: usize = 64;
 pub struct ConversionSummary {
     /// The ONNX file written.
     pub onnx: PathBuf,
-    /// Its size in bytes.
+    /// Its size in bytes, with its external data file when it has one (`external_data_path`).
     pub onnx_bytes: u64,
     /// SHA-256 of the source file (for V2 checkpoints: of the `.index` file), lowercase hex.
     pub source_sha256: String,
@@ -101,11 +102,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Writes `model` to `out` and checks it in tract; removes it again if the check fails.
 fn write_and_check(
-    model: &tract_onnx::pb::ModelProto,
+    model: tract_onnx::pb::ModelProto,
     out: &Path,
+    weights: onnx::WeightsFile,
     outputs: &[(&str, usize)],
 ) -> Result<(u64, Duration), ConvertError> {
-    let bytes = onnx::write_model(model, out).map_err(|source| ConvertError::Write {
+    let bytes = onnx::write_model(model, out, weights).map_err(|source| ConvertError::Write {
         path: out.to_path_buf(),
         source,
     })?;
@@ -113,6 +115,7 @@ fn write_and_check(
         Ok(load) => Ok((bytes, load)),
         Err(reason) => {
             let _ = std::fs::remove_file(out);
+            let _ = std::fs::remove_file(onnx::external_data_path(out));
             Err(ConvertError::Check {
                 path: out.to_path_buf(),
                 reason,

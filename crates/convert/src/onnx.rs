@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto, tensor_proto::DataType, tensor_shape_proto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use tract_onnx::prelude::tract_ndarray::ArrayD;
+use tract_onnx::prelude::tract_ndarray::{ArrayD, Axis};
 use tract_onnx::prelude::*;
 
 /// The ONNX operator set the graphs are written for.
@@ -28,6 +28,13 @@ const OPSET: i64 = 13;
 const IR_VERSION: i64 = 7;
 /// Name of the symbolic batch dimension.
 const BATCH: &str = "N";
+/// The largest weight block of a dense layer (see `GraphBuilder::dense`). Not smaller: glibc
+/// maps allocations over 32 MiB on their own and unmaps them when freed, while smaller ones land
+/// in its heap, which it keeps; with 24 MiB blocks VGGish's load settled at 552 MiB instead of
+/// 311 MiB (tract's unpacked weights are freed once packed).
+const DENSE_BLOCK_BYTES: usize = 64 << 20;
+/// Weights larger than this are written to the model's external data file (see `write_model`).
+const EXTERNAL_DATA_BYTES: usize = 1 << 20;
 
 /// An activation fused into a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,13 +258,47 @@ impl GraphBuilder {
                 x.len
             ));
         }
-        let w = self.constant_f32(&format!("{name}/weights"), weights);
-        let b = self.constant_f32(
-            &format!("{name}/bias"),
-            ArrayD::from_shape_vec(vec![outputs], bias).map_err(|e| e.to_string())?,
-        );
-        let out = format!("{name}/gemm");
-        self.node("Gemm", &out, &[&x.name, &w, &b], &out, Vec::new());
+        // A large layer is written as column blocks of at most `DENSE_BLOCK_BYTES` (their Gemms
+        // concatenated): tract loads and packs each block's weights on its own, so loading never
+        // holds a second copy of the whole matrix (VGGish's fc1_1, 192 MiB, becomes four blocks
+        // of 48 MiB). Each output is still one dot product over all inputs.
+        let column_bytes = inputs * std::mem::size_of::<f32>();
+        let fit = (DENSE_BLOCK_BYTES / column_bytes).max(1);
+        // Whole powers of two of columns, which tract's kernels tile without ragged edges.
+        let block = if fit >= outputs {
+            outputs
+        } else {
+            1 << fit.ilog2()
+        };
+        let mut blocks = Vec::new();
+        for (k, start) in (0..outputs).step_by(block).enumerate() {
+            let end = (start + block).min(outputs);
+            let part = if block == outputs {
+                String::new()
+            } else {
+                format!("/block{k}")
+            };
+            let w = self.constant_f32(
+                &format!("{name}/weights{part}"),
+                weights.slice_axis(Axis(1), (start..end).into()).to_owned(),
+            );
+            let b = self.constant_f32(
+                &format!("{name}/bias{part}"),
+                ArrayD::from_shape_vec(vec![end - start], bias[start..end].to_vec())
+                    .map_err(|e| e.to_string())?,
+            );
+            let out = format!("{name}/gemm{part}");
+            self.node("Gemm", &out, &[&x.name, &w, &b], &out, Vec::new());
+            blocks.push(out);
+        }
+        let out = if let [one] = blocks.as_slice() {
+            one.clone()
+        } else {
+            let out = format!("{name}/concat");
+            let inputs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+            self.node("Concat", &out, &inputs, &out, vec![attr_int("axis", 1)]);
+            out
+        };
         let out = self.activation(name, out, activation);
         Ok(Vector {
             name: out,
@@ -461,19 +502,86 @@ fn attr_int(name: &str, value: i64) -> AttributeProto {
     }
 }
 
-/// Writes `model` to `path` through a temporary file beside it, so that `path` never holds a
-/// partial model. Returns the file's size.
-pub(crate) fn write_model(model: &ModelProto, path: &Path) -> std::io::Result<u64> {
+/// Where a written model keeps its large weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WeightsFile {
+    /// In the `.onnx` file (small models: one file to copy and hash).
+    Inline,
+    /// In the external data file beside it (large models: see `write_model`).
+    Beside,
+}
+
+/// The external data file of the model at `path`: `path` with `.data` appended.
+pub fn external_data_path(path: &Path) -> std::path::PathBuf {
+    let mut data = path.as_os_str().to_owned();
+    data.push(".data");
+    data.into()
+}
+
+/// Writes `model` to `path` through temporary files beside it, so that `path` never holds a
+/// partial model. Weights over `EXTERNAL_DATA_BYTES` go to ONNX external data, the file
+/// `external_data_path(path)`, which the `.onnx` file names relative to itself: tract then reads
+/// each tensor from there as it builds it, instead of decoding the whole file into memory first
+/// and copying every tensor out of it (two copies of the weights at once). A model without large
+/// weights is one file, and a stale data file beside it is removed. Returns the bytes written.
+pub(crate) fn write_model(
+    mut model: ModelProto,
+    path: &Path,
+    weights: WeightsFile,
+) -> std::io::Result<u64> {
+    let data_path = external_data_path(path);
+    let location = data_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other(format!("{} has no file name", path.display())))?
+        .to_owned();
+    let mut data: Vec<u8> = Vec::new();
+    for tensor in model
+        .graph
+        .iter_mut()
+        .flat_map(|g| g.initializer.iter_mut())
+        .filter(|t| weights == WeightsFile::Beside && t.raw_data.len() > EXTERNAL_DATA_BYTES)
+    {
+        // Each tensor starts on a 4 KiB boundary, as onnx's own writer aligns them.
+        data.resize(data.len().next_multiple_of(4096), 0);
+        let offset = data.len();
+        data.extend_from_slice(&tensor.raw_data);
+        let entry = |key: &str, value: String| StringStringEntryProto {
+            key: key.into(),
+            value,
+        };
+        tensor.external_data = vec![
+            entry("location", location.clone()),
+            entry("offset", offset.to_string()),
+            entry("length", tensor.raw_data.len().to_string()),
+        ];
+        tensor.data_location = Some(tensor_proto::DataLocation::External as i32);
+        tensor.raw_data = Vec::new();
+    }
     let bytes = model.encode_to_vec();
+    if data.is_empty() {
+        write_atomically(path, &bytes)?;
+        match std::fs::remove_file(&data_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    } else {
+        // The data first: a `.onnx` file is only ever beside the data it names.
+        write_atomically(&data_path, &data)?;
+        write_atomically(path, &bytes)?;
+    }
+    Ok((bytes.len() + data.len()) as u64)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".part");
     let partial = std::path::PathBuf::from(partial);
-    std::fs::write(&partial, &bytes)
+    std::fs::write(&partial, bytes)
         .and_then(|()| std::fs::rename(&partial, path))
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&partial);
-        })?;
-    Ok(bytes.len() as u64)
+        })
 }
 
 /// Loads the ONNX file at `path` in tract, optimises it and runs a batch of two zero patches,

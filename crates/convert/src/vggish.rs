@@ -22,7 +22,9 @@ use std::path::Path;
 
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
-use crate::onnx::{Activation, ConvGeometry, FeatureMap, GraphBuilder, Padding, Vector};
+use crate::onnx::{
+    Activation, ConvGeometry, FeatureMap, GraphBuilder, Padding, Vector, WeightsFile,
+};
 use crate::tf_checkpoint::{Checkpoint, CheckpointError, CheckpointFormat};
 use crate::{sha256_file, write_and_check, ConversionSummary, ConvertError};
 use crate::{PATCH_BANDS, PATCH_FRAMES};
@@ -207,8 +209,12 @@ pub fn convert_vggish(
             ("source_sha256", source_sha256.clone()),
         ],
     );
-    let (onnx_bytes, tract_load) =
-        write_and_check(&model, onnx_out, &[("embedding", VGGISH_EMBEDDING)])?;
+    let (onnx_bytes, tract_load) = write_and_check(
+        model,
+        onnx_out,
+        WeightsFile::Beside,
+        &[("embedding", VGGISH_EMBEDDING)],
+    )?;
     Ok(ConversionSummary {
         onnx: onnx_out.to_path_buf(),
         onnx_bytes,
@@ -269,8 +275,12 @@ pub fn write_vggish_with_seeded_weights(
          [N, 128].",
         &[("source", format!("seeded random weights, seed {seed}"))],
     );
-    let (onnx_bytes, tract_load) =
-        write_and_check(&model, onnx_out, &[("embedding", VGGISH_EMBEDDING)])?;
+    let (onnx_bytes, tract_load) = write_and_check(
+        model,
+        onnx_out,
+        WeightsFile::Beside,
+        &[("embedding", VGGISH_EMBEDDING)],
+    )?;
     Ok(ConversionSummary {
         onnx: onnx_out.to_path_buf(),
         onnx_bytes,

@@ -20,7 +20,7 @@ use std::path::Path;
 use tract_onnx::prelude::tract_ndarray::Ix2;
 use tract_tflite::tflite::{self as fb, BuiltinOperator};
 
-use crate::onnx::{ConvGeometry, FeatureMap, GraphBuilder, Vector};
+use crate::onnx::{ConvGeometry, FeatureMap, GraphBuilder, Vector, WeightsFile};
 use crate::tflite::{self, Op, TfliteGraph};
 use crate::{sha256_bytes, write_and_check, ConversionSummary, ConvertError};
 use crate::{PATCH_BANDS, PATCH_FRAMES};
@@ -77,8 +77,9 @@ pub fn convert_yamnet(
         ],
     );
     let (onnx_bytes, tract_load) = write_and_check(
-        &model,
+        model,
         onnx_out,
+        WeightsFile::Inline,
         &[("scores", YAMNET_CLASSES), ("embedding", YAMNET_EMBEDDING)],
     )?;
     Ok(ConversionSummary {

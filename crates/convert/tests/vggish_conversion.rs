@@ -102,7 +102,20 @@ fn converted_vggish_computes_what_tensorflow_computes_and_bad_checkpoints_are_re
              value {scale}; tolerance {RELATIVE_TOLERANCE} of it)"
         );
         embeddings.push(outputs.into_iter().next().unwrap());
+        // The weights live beside the graph (ONNX external data), so that loading holds one
+        // copy of them: the `.onnx` file is the graph and the weights under 1 MiB.
+        let weights = moodscope_convert::external_data_path(&onnx);
+        let (graph_bytes, weight_bytes) = (
+            std::fs::metadata(&onnx).unwrap().len(),
+            std::fs::metadata(&weights).unwrap().len(),
+        );
+        assert!(
+            graph_bytes < 1 << 20 && graph_bytes + weight_bytes >= 4 * 72_141_184,
+            "{name}: graph {graph_bytes} bytes, weights {weight_bytes} bytes"
+        );
+        assert_eq!(summary.onnx_bytes, graph_bytes + weight_bytes);
         std::fs::remove_file(&onnx).unwrap();
+        std::fs::remove_file(&weights).unwrap();
     }
     assert_eq!(
         embeddings[0], embeddings[1],
