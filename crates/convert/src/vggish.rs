@@ -191,15 +191,13 @@ pub fn convert_vggish(
         network: "VGGish",
         problems: vec![problem],
     })?;
-    let nodes = builder.node_count();
-    let parameters = builder.parameter_count();
     let official = if source_sha256 == VGGISH_OFFICIAL_SHA256 {
         "the official vggish_model.ckpt"
     } else {
         "a checkpoint with VGGish's variables (not the official vggish_model.ckpt)"
     };
-    let model = builder.finish(
-        "vggish",
+    write_vggish(
+        builder,
         "VGGish (tensorflow/models research/audioset/vggish), converted from a TensorFlow 1 \
          checkpoint by moodscope-convert. Input `patch`: log(mel + 0.01), 96 frames of 64 mel \
          bands (125-7500 Hz, 16 kHz audio, 25 ms window, 10 ms hop). Output `embedding`: the 128-D \
@@ -208,22 +206,9 @@ pub fn convert_vggish(
             ("source", official.into()),
             ("source_sha256", source_sha256.clone()),
         ],
-    );
-    let (onnx_bytes, tract_load) = write_and_check(
-        model,
         onnx_out,
-        WeightsFile::Beside,
-        &[("embedding", VGGISH_EMBEDDING)],
-    )?;
-    Ok(ConversionSummary {
-        onnx: onnx_out.to_path_buf(),
-        onnx_bytes,
         source_sha256,
-        nodes,
-        parameters,
-        dequantized_tensors: 0,
-        tract_load,
-    })
+    )
 }
 
 /// Writes VGGish as ONNX with seeded random weights of the official shapes (He-scaled, so that
@@ -266,15 +251,29 @@ pub fn write_vggish_with_seeded_weights(
         network: "VGGish",
         problems: vec![problem],
     })?;
-    let nodes = builder.node_count();
-    let parameters = builder.parameter_count();
-    let model = builder.finish(
-        "vggish",
+    write_vggish(
+        builder,
         "VGGish's network with seeded random weights (not the trained model), written by \
          moodscope-convert for benchmarks and tests. Input `patch` [N, 96, 64]; output `embedding` \
          [N, 128].",
         &[("source", format!("seeded random weights, seed {seed}"))],
-    );
+        onnx_out,
+        String::new(),
+    )
+}
+
+/// Finishes a built VGGish graph (`doc` and `metadata` into the model), writes it with its
+/// weights beside it (ONNX external data: see `onnx::write_model`) and checks it in tract.
+fn write_vggish(
+    builder: GraphBuilder,
+    doc: &str,
+    metadata: &[(&str, String)],
+    onnx_out: &Path,
+    source_sha256: String,
+) -> Result<ConversionSummary, ConvertError> {
+    let nodes = builder.node_count();
+    let parameters = builder.parameter_count();
+    let model = builder.finish("vggish", doc, metadata);
     let (onnx_bytes, tract_load) = write_and_check(
         model,
         onnx_out,
@@ -284,7 +283,7 @@ pub fn write_vggish_with_seeded_weights(
     Ok(ConversionSummary {
         onnx: onnx_out.to_path_buf(),
         onnx_bytes,
-        source_sha256: String::new(),
+        source_sha256,
         nodes,
         parameters,
         dequantized_tensors: 0,
