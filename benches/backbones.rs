@@ -61,6 +61,10 @@ fn main() {
         .map(|s| s as f32)
         .collect();
 
+    println!(
+        "tract's channel-last depthwise kernel here: {}",
+        backbone::depthwise_kernel_in_use().unwrap_or("none (its generic loop)")
+    );
     println!("== per-window inference, one thread, median of {RUNS} runs");
     let mut rows = Vec::new();
     for (kind, dir) in [

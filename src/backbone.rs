@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::*;
 
+mod depthwise;
+pub use depthwise::kernel_in_use as depthwise_kernel_in_use;
+
 use crate::features;
 use crate::models::{self, ModelDir, ModelError};
 

@@ -283,30 +283,51 @@ pub(crate) fn analyse_file(
     let batch_seconds =
         (threads * analyser.run_windows()) as f64 * analyser.config().hop_seconds() + 1.0;
     let block_len = (rate as f64 * batch_seconds.max(BLOCK_SECONDS as f64)) as usize;
-    let mut block = Vec::with_capacity(block_len + 8192);
+    let frames = reader.frames();
     let mut readings = Vec::new();
     let mut samples = 0u64;
     let mut peak = 0.0f32;
-    loop {
-        // A decoding error ends the stream; `damage` below says where and why.
-        let more = reader.read_mono(&mut block).unwrap_or(false);
-        if block.len() >= block_len || !more {
-            peak = block
-                .iter()
-                .filter(|x| x.is_finite())
-                .fold(peak, |p, x| p.max(x.abs()));
-            samples += block.len() as u64;
-            analyser.push(&block, &mut readings)?;
-            let fraction = reader
-                .frames()
-                .map_or(0.0, |n| samples as f64 / n.max(1) as f64);
-            progress(block.len() as f64 / rate as f64, fraction);
-            block.clear();
-        }
-        if !more {
-            break;
-        }
-    }
+    // The file decodes on its own thread, a block ahead of the analysis, so that decoding
+    // overlaps the front end and the backbone: blocks come through a channel of two, and the
+    // reader comes back at the end for its verdict on the stream.
+    let (blocks, decoded) = crossbeam_channel::bounded::<Vec<f32>>(2);
+    let reader = std::thread::scope(|scope| -> Result<AudioReader, FileError> {
+        let decoding = scope.spawn(move || {
+            let mut block = Vec::with_capacity(block_len + 8192);
+            loop {
+                // A decoding error ends the stream; `damage` below says where and why.
+                let more = reader.read_mono(&mut block).unwrap_or(false);
+                if block.len() >= block_len || !more {
+                    let full = std::mem::replace(&mut block, Vec::with_capacity(block_len + 8192));
+                    if blocks.send(full).is_err() {
+                        break; // the analysis stopped on an error
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+            reader
+        });
+        let analysed = (|| -> Result<(), FileError> {
+            for block in &decoded {
+                peak = block
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .fold(peak, |p, x| p.max(x.abs()));
+                samples += block.len() as u64;
+                analyser.push(&block, &mut readings)?;
+                let fraction = frames.map_or(0.0, |n| samples as f64 / n.max(1) as f64);
+                progress(block.len() as f64 / rate as f64, fraction);
+            }
+            Ok(())
+        })();
+        drop(decoded);
+        let reader = decoding
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        analysed.map(|()| reader)
+    })?;
     analyser.finish(&mut readings)?;
     let damage = reader.damage();
     if samples == 0 {

@@ -13,7 +13,7 @@ use crate::features::{FrontEnd, FrontEndConfig, MEL_BANDS, PATCH_FRAMES};
 
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
-    /// Audio file (WAV, FLAC, MP3, Ogg Vorbis).
+    /// Audio file (WAV, AIFF, FLAC, MP3, Ogg Vorbis/Opus, MP4/M4A AAC/ALAC, WebM/Matroska).
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Where to write the .npy array.

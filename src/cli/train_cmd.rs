@@ -24,7 +24,7 @@ use moodscope_train::{
 
 use super::{hop_frames, parse_backbone, report_error, Outcome};
 use crate::backbone::{self, Backbone, BackboneKind};
-use crate::decode::read_mono_file;
+use crate::decode::{read_mono_file, AUDIO_EXTENSIONS};
 use crate::engine::SAMPLE_LIMIT;
 use crate::features::{self, FrontEnd, FrontEndConfig};
 use crate::models::ModelDir;
@@ -59,7 +59,7 @@ impl Recipe {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Folder with one subfolder of audio files per label (WAV, FLAC, MP3, Ogg Vorbis); each
+    /// Folder with one subfolder of audio files per label (any format `analyze` reads); each
     /// subfolder's name is a label. At least two labels.
     #[arg(
         long,
@@ -242,9 +242,6 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
     }
 }
 
-/// Audio file extensions the decoder reads.
-const AUDIO_EXTENSIONS: [&str; 5] = ["wav", "flac", "mp3", "ogg", "oga"];
-
 /// The labels (subfolders, sorted) and the audio files of each (sorted), with the warnings about
 /// what was passed over.
 pub(super) struct LabelFolders {
@@ -292,8 +289,9 @@ pub(super) fn list_label_folders(dir: &Path) -> Result<LabelFolders, String> {
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                 {
                     folders.warnings.push(format!(
-                        "{}: not an audio file (.wav, .flac, .mp3, .ogg): passed over",
-                        file.display()
+                        "{}: not an audio file (.{}): passed over",
+                        file.display(),
+                        AUDIO_EXTENSIONS.join(", .")
                     ));
                 }
             }
@@ -788,6 +786,29 @@ mod tests {
         assert!(report.accuracy.value >= 0.75, "{report}");
         assert_eq!(eval_cmd::run(eval.args, &models), Outcome::Done);
         assert!(work.path().join("eval/confusion-mine.png").is_file());
+    }
+
+    #[test]
+    fn label_folders_take_every_format_analyze_reads() {
+        let work = tempfile::tempdir().unwrap();
+        let names = ["a.m4a", "b.OPUS", "c.aiff", "d.webm", "e.wav"];
+        for label in ["calm", "happy"] {
+            std::fs::create_dir_all(work.path().join(label)).unwrap();
+            for name in names.iter().chain(&["notes.txt"]) {
+                std::fs::write(work.path().join(label).join(name), b"").unwrap();
+            }
+        }
+        let folders = list_label_folders(work.path()).unwrap();
+        assert_eq!(folders.labels, ["calm", "happy"]);
+        for files in &folders.files {
+            let found: Vec<_> = files
+                .iter()
+                .map(|f| f.file_name().unwrap().to_str().unwrap())
+                .collect();
+            assert_eq!(found, names);
+        }
+        assert_eq!(folders.warnings.len(), 2, "{:?}", folders.warnings);
+        assert!(folders.warnings[0].contains("notes.txt"));
     }
 
     #[test]
