@@ -206,9 +206,7 @@ pub struct Analyser {
     /// Sanitized copy of the samples being pushed.
     clean: Vec<f32>,
     patches: Vec<Patch>,
-    /// Patches cut but not embedded yet: with more than one thread, those of the last push
-    /// (embedded during the next one while the front end cuts that push's, so that no core
-    /// waits for the other); offline, also the last few that do not fill a batch.
+    /// Patches cut but not embedded yet: offline, the last few that do not fill a batch.
     pending: Vec<Patch>,
     non_finite_samples: u64,
     /// Threads embedding the patches of one push (1 in the plugin's worker).
@@ -216,6 +214,8 @@ pub struct Analyser {
     /// Windows per backbone run: the backbone's batch size offline (`Analyser::new_offline`),
     /// else 1 (its one-window plan).
     run_windows: usize,
+    /// With more than one thread: the helpers that embed whole runs in the background.
+    pool: Option<EmbedPool>,
 }
 
 impl Analyser {
@@ -266,6 +266,7 @@ impl Analyser {
             non_finite_samples: 0,
             threads: 1,
             run_windows,
+            pool: None,
         })
     }
 
@@ -293,12 +294,20 @@ impl Analyser {
         self.note.as_deref()
     }
 
-    /// Lets `threads` threads embed the patches completed by one push (each patch is embedded
-    /// on its own, so the readings do not depend on the thread count). With more than one, the
-    /// analysis is pipelined: the readings of a push's windows come with the next push (or
-    /// `finish`), while that push's audio goes through the front end.
+    /// Lets `threads` threads embed the patches (each run of patches is embedded on its own, so
+    /// the readings do not depend on the thread count). With more than one, the analysis is
+    /// pipelined (`EmbedPool`): `threads - 1` helpers embed runs in the background while the
+    /// calling thread cuts the next push's patches and embeds runs too, and a push's readings
+    /// come with a later push (or `finish`).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
+        self.pool = (self.threads > 1).then(|| {
+            EmbedPool::new(
+                Arc::clone(&self.backbone),
+                self.threads - 1,
+                self.run_windows,
+            )
+        });
     }
 
     /// Windows per backbone run (1, or the backbone's batch size offline). A push that completes
@@ -313,7 +322,7 @@ impl Analyser {
     }
 
     /// Feeds mono samples at the input rate; appends a reading for every window they complete
-    /// (with more than one thread, for every window the previous push completed).
+    /// (with more than one thread, for the windows whose embedding is done, in order).
     pub fn push(
         &mut self,
         samples: &[f32],
@@ -322,44 +331,47 @@ impl Analyser {
         self.clean.clear();
         self.clean.extend_from_slice(samples);
         self.non_finite_samples += features::sanitize(&mut self.clean, SAMPLE_LIMIT) as u64;
-        if self.threads <= 1 {
+        if let Some(pool) = &mut self.pool {
+            // The helpers go on with the runs still queued while this thread cuts the push's
+            // patches; then this thread embeds runs too, leaving one queued per helper for the
+            // next push's front end, and reads the runs that are done, in order.
             self.front_end.push(&self.clean, &mut self.pending);
-            self.take_whole_runs();
-            let embedded = embed_all(
-                self.backbone.as_ref(),
-                &self.patches,
-                1,
-                self.run_windows,
-                || {},
-            );
-            return self.read(embedded, out);
+            let whole = self.pending.len() / self.run_windows * self.run_windows;
+            pool.submit(self.pending.drain(..whole));
+            pool.help(pool.helpers());
+            let done = pool.take_done(false);
+            return self.read_runs(done, out);
         }
-        // The last pushes' patches are embedded while the front end cuts this push's.
+        self.front_end.push(&self.clean, &mut self.pending);
         self.take_whole_runs();
-        let (front_end, clean, cut) = (&mut self.front_end, &self.clean, &mut self.pending);
-        let embedded = embed_all(
-            self.backbone.as_ref(),
-            &self.patches,
-            self.threads,
-            self.run_windows,
-            || front_end.push(clean, cut),
-        );
-        self.read(embedded, out)
+        let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, self.run_windows);
+        let patches = std::mem::take(&mut self.patches);
+        let read = self.read(&patches, embedded, out);
+        self.patches = patches;
+        read
     }
 
     /// End of stream: reads the windows completed by what the front end still holds.
     pub fn finish(&mut self, out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
+        self.front_end.finish(&mut self.pending);
+        if let Some(pool) = &mut self.pool {
+            pool.submit(self.pending.drain(..));
+            pool.help(0);
+            let done = pool.take_done(true);
+            return self.read_runs(done, out);
+        }
         self.patches.clear();
         self.patches.append(&mut self.pending);
-        self.front_end.finish(&mut self.patches);
         let embedded = embed_all(
             self.backbone.as_ref(),
             &self.patches,
             self.threads,
             self.run_windows,
-            || {},
         );
-        self.read(embedded, out)
+        let patches = std::mem::take(&mut self.patches);
+        let read = self.read(&patches, embedded, out);
+        self.patches = patches;
+        read
     }
 
     /// Moves the pending patches that fill whole backbone runs to `self.patches`, in order; the
@@ -372,19 +384,35 @@ impl Analyser {
 
     /// Back to the start of a stream: no buffered audio, head state cleared.
     pub fn reset(&mut self) {
+        if let Some(pool) = &mut self.pool {
+            pool.take_done(true);
+        }
         self.front_end.reset();
         self.head.reset();
         self.pending.clear();
         self.non_finite_samples = 0;
     }
 
-    /// Steps the head through `self.patches` and their embeddings, in order.
+    /// Steps the head through runs of patches and their embeddings, in order.
+    fn read_runs(
+        &mut self,
+        runs: Vec<EmbeddedRun>,
+        out: &mut Vec<WindowReading>,
+    ) -> Result<(), EngineError> {
+        for (patches, embedded) in runs {
+            self.read(&patches, embedded, out)?;
+        }
+        Ok(())
+    }
+
+    /// Steps the head through `patches` and their embeddings, in order.
     fn read(
         &mut self,
+        patches: &[Patch],
         embedded: Vec<Result<backbone::BackboneOutput, BackboneError>>,
         out: &mut Vec<WindowReading>,
     ) -> Result<(), EngineError> {
-        for (patch, embedded) in self.patches.iter().zip(embedded) {
+        for (patch, embedded) in patches.iter().zip(embedded) {
             let embedded = embedded?;
             let cues = window_cues(patch, self.config.backbone.log_offset());
             let reading = self.head.step(&embedded, &cues)?;
@@ -408,36 +436,19 @@ impl Analyser {
     }
 }
 
-/// Embeds patches on `threads` threads, this one included, keeping their order. This thread
-/// first runs `meanwhile` (the front end, in a pipelined push), then joins in; the threads take
-/// `run_windows` patches at a time (one run of the backbone: `embed` for one, `embed_batch` for
-/// more), so none waits while another still has several to do.
+/// Embeds patches on `threads` threads, this one included, keeping their order. The threads
+/// take `run_windows` patches at a time (one run of the backbone: `embed` for one,
+/// `embed_batch` for more), so none waits while another still has several to do.
 pub(crate) fn embed_all(
     backbone: &dyn Backbone,
     patches: &[Patch],
     threads: usize,
     run_windows: usize,
-    meanwhile: impl FnOnce(),
 ) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
     type Embedded = Vec<(usize, Result<backbone::BackboneOutput, BackboneError>)>;
     let threads = threads.max(1);
     let batch = run_windows.max(1);
-    let embed = |run: &[Patch]| -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
-        if batch == 1 {
-            return run.iter().map(|p| backbone.embed(&p.data)).collect();
-        }
-        let refs: Vec<&[f32]> = run.iter().map(|p| p.data.as_slice()).collect();
-        match backbone.embed_batch(&refs) {
-            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-            // One error for the run: its first window reports it (the reading stops there).
-            Err(e) => std::iter::once(Err(e))
-                .chain(std::iter::repeat_with(|| {
-                    Err(BackboneError::Inference("an earlier window failed".into()))
-                }))
-                .take(run.len())
-                .collect(),
-        }
-    };
+    let embed = |run: &[Patch]| embed_run(backbone, run, batch);
     let next = AtomicUsize::new(0);
     let take_and_embed = || -> Embedded {
         let mut done = Vec::new();
@@ -455,12 +466,10 @@ pub(crate) fn embed_all(
     let helpers = threads.min(patches.len().div_ceil(batch).max(1)) - 1;
     if helpers == 0 {
         // One thread (the plugin's worker, window by window): no scope, no reordering.
-        meanwhile();
         return patches.chunks(batch).flat_map(embed).collect();
     }
     let mut embedded: Embedded = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(take_and_embed)).collect();
-        meanwhile();
         let mut embedded = take_and_embed();
         for worker in workers {
             embedded.extend(
@@ -473,6 +482,170 @@ pub(crate) fn embed_all(
     });
     embedded.sort_unstable_by_key(|(i, _)| *i);
     embedded.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Embeds one run of patches: `embed` window by window when `batch` is 1, else one
+/// `embed_batch` (which pads a short run).
+fn embed_run(
+    backbone: &dyn Backbone,
+    run: &[Patch],
+    batch: usize,
+) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
+    if batch == 1 {
+        return run.iter().map(|p| backbone.embed(&p.data)).collect();
+    }
+    let refs: Vec<&[f32]> = run.iter().map(|p| p.data.as_slice()).collect();
+    match backbone.embed_batch(&refs) {
+        Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+        // One error for the run: its first window reports it (the reading stops there).
+        Err(e) => std::iter::once(Err(e))
+            .chain(std::iter::repeat_with(|| {
+                Err(BackboneError::Inference("an earlier window failed".into()))
+            }))
+            .take(run.len())
+            .collect(),
+    }
+}
+
+/// A run of patches and what the backbone made of each.
+type EmbeddedRun = (
+    Vec<Patch>,
+    Vec<Result<backbone::BackboneOutput, BackboneError>>,
+);
+
+/// Offline analysis on more than one thread: helper threads that embed whole runs of patches
+/// in the background, across pushes, so that no thread waits at the end of a push for another's
+/// last run. Runs are numbered as submitted and read in that order (`take_done`); each run is
+/// embedded exactly as `embed_all` would, so the readings do not depend on who embedded what.
+struct EmbedPool {
+    backbone: Arc<dyn Backbone>,
+    run_windows: usize,
+    /// Runs waiting to be embedded (`None` once the pool is dropped, which stops the helpers).
+    queue_in: Option<crossbeam_channel::Sender<(u64, Vec<Patch>)>>,
+    /// The same queue, for this thread to take runs from too.
+    queue_out: crossbeam_channel::Receiver<(u64, Vec<Patch>)>,
+    /// Embedded runs from the helpers (disconnected only if every helper has stopped).
+    embedded_out: crossbeam_channel::Receiver<(u64, EmbeddedRun)>,
+    helpers: Vec<std::thread::JoinHandle<()>>,
+    /// Runs submitted so far, and the number of the next run to read.
+    submitted: u64,
+    next: u64,
+    /// Embedded runs that arrived before an earlier one.
+    arrived: std::collections::BTreeMap<u64, EmbeddedRun>,
+}
+
+impl EmbedPool {
+    fn new(backbone: Arc<dyn Backbone>, helpers: usize, run_windows: usize) -> Self {
+        let (queue_in, queue_out) = crossbeam_channel::unbounded::<(u64, Vec<Patch>)>();
+        let (embedded_in, embedded_out) = crossbeam_channel::unbounded();
+        let helpers = (0..helpers)
+            .map(|_| {
+                let (backbone, queue, embedded) = (
+                    Arc::clone(&backbone),
+                    queue_out.clone(),
+                    embedded_in.clone(),
+                );
+                std::thread::spawn(move || {
+                    for (number, run) in queue {
+                        let outputs = embed_run(backbone.as_ref(), &run, run_windows);
+                        if embedded.send((number, (run, outputs))).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            backbone,
+            run_windows: run_windows.max(1),
+            queue_in: Some(queue_in),
+            queue_out,
+            embedded_out,
+            helpers,
+            submitted: 0,
+            next: 0,
+            arrived: Default::default(),
+        }
+    }
+
+    fn helpers(&self) -> usize {
+        self.helpers.len()
+    }
+
+    /// Queues `patches` in runs of `run_windows` (the last run may be short).
+    fn submit(&mut self, patches: impl Iterator<Item = Patch>) {
+        let mut patches = patches.peekable();
+        while patches.peek().is_some() {
+            let run: Vec<Patch> = patches.by_ref().take(self.run_windows).collect();
+            if let Some(queue) = &self.queue_in {
+                // The helpers hold the receiving end until the pool is dropped.
+                let _ = queue.send((self.submitted, run));
+            }
+            self.submitted += 1;
+        }
+    }
+
+    /// Embeds queued runs on this thread until no more than `leave` are queued.
+    fn help(&mut self, leave: usize) {
+        while self.queue_out.len() > leave {
+            let Ok((number, run)) = self.queue_out.try_recv() else {
+                break;
+            };
+            let outputs = embed_run(self.backbone.as_ref(), &run, self.run_windows);
+            self.arrived.insert(number, (run, outputs));
+        }
+    }
+
+    /// The embedded runs that can be read now, in order; with `all`, waits for every submitted
+    /// run (embedding queued ones on this thread too).
+    fn take_done(&mut self, all: bool) -> Vec<EmbeddedRun> {
+        if all {
+            self.help(0);
+        }
+        let mut ready = Vec::new();
+        while self.next < self.submitted {
+            if let Some(run) = self.arrived.remove(&self.next) {
+                ready.push(run);
+                self.next += 1;
+                continue;
+            }
+            let arrived = if all {
+                self.embedded_out.recv().ok()
+            } else {
+                self.embedded_out.try_recv().ok()
+            };
+            match arrived {
+                Some((number, run)) => {
+                    self.arrived.insert(number, run);
+                }
+                None if all => self.helper_stopped(),
+                None => break,
+            }
+        }
+        ready
+    }
+}
+
+impl EmbedPool {
+    /// Every helper stopped with runs still out: a helper panicked (the backbone did); the
+    /// panic goes on here, as it would have from a scoped thread.
+    fn helper_stopped(&mut self) -> ! {
+        for helper in self.helpers.drain(..) {
+            if let Err(panic) = helper.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        panic!("the embedding helpers stopped with runs still to embed");
+    }
+}
+
+impl Drop for EmbedPool {
+    fn drop(&mut self) {
+        self.queue_in = None;
+        for helper in self.helpers.drain(..) {
+            let _ = helper.join();
+        }
+    }
 }
 
 /// The signal cues of one window (`cues`).

@@ -110,7 +110,8 @@ fn vggish_batches_give_the_one_window_bits() {
     assert_batches_match(&net, &patches);
 }
 
-/// The offline analyser (`moodscope analyze`: batches, 8 s blocks, several threads, pipelined)
+/// The offline analyser (`moodscope analyze`: batches, 8 s blocks, several threads, pipelined
+/// through `EmbedPool`)
 /// reads every window of real music with the bits the plugin's analyser (one window per run, one
 /// thread, the host's 512-sample blocks) reads.
 #[test]
@@ -156,5 +157,28 @@ fn the_offline_analyser_reads_the_plugins_bits_whatever_its_threads_and_blocks()
                 a.index
             );
         }
+    }
+    // A reset halfway through a stream, with runs still being embedded by the helpers, starts a
+    // new stream: what comes after reads as if nothing came before.
+    let mut offline = Analyser::new_offline(config.clone(), &models).unwrap();
+    offline.set_threads(2);
+    let (mut dropped, mut again) = (Vec::new(), Vec::new());
+    for chunk in samples[..samples.len() / 2].chunks(rate as usize * 3) {
+        offline.push(chunk, &mut dropped).unwrap();
+    }
+    offline.reset();
+    for chunk in samples.chunks(rate as usize * 8) {
+        offline.push(chunk, &mut again).unwrap();
+    }
+    offline.finish(&mut again).unwrap();
+    assert_eq!(again.len(), render.len());
+    for (a, b) in render.iter().zip(&again) {
+        assert_eq!(a.index, b.index);
+        assert_eq!(
+            bits(&a.probabilities),
+            bits(&b.probabilities),
+            "window {} after a reset",
+            a.index
+        );
     }
 }

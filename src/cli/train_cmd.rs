@@ -361,7 +361,7 @@ pub(super) fn embed_file(
     // The analyser's own spreading over threads, whole batches of the backbone's batched plan
     // at a time (the same bits as one window at a time, `Backbone::embed_batch`).
     let batch = backbone.kind().batch_windows();
-    crate::engine::embed_all(backbone, &patches, threads, batch, || {})
+    crate::engine::embed_all(backbone, &patches, threads, batch)
         .into_iter()
         .map(|o| o.map(|o| o.embedding).map_err(|e| e.to_string()))
         .collect()
