@@ -288,9 +288,9 @@ pub(crate) fn analyse_file(
     let mut samples = 0u64;
     let mut peak = 0.0f32;
     // The file decodes on its own thread, a block ahead of the analysis, so that decoding
-    // overlaps the front end and the backbone: blocks come through a channel of two, and the
+    // overlaps the front end and the backbone: blocks come through a channel of one, and the
     // reader comes back at the end for its verdict on the stream.
-    let (blocks, decoded) = crossbeam_channel::bounded::<Vec<f32>>(2);
+    let (blocks, decoded) = crossbeam_channel::bounded::<Vec<f32>>(1);
     let reader = std::thread::scope(|scope| -> Result<AudioReader, FileError> {
         let decoding = scope.spawn(move || {
             let mut block = Vec::with_capacity(block_len + 8192);
