@@ -344,11 +344,7 @@ impl Analyser {
         }
         self.front_end.push(&self.clean, &mut self.pending);
         self.take_whole_runs();
-        let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, self.run_windows);
-        let patches = std::mem::take(&mut self.patches);
-        let read = self.read(&patches, embedded, out);
-        self.patches = patches;
-        read
+        self.embed_and_read_patches(out)
     }
 
     /// End of stream: reads the windows completed by what the front end still holds.
@@ -362,12 +358,12 @@ impl Analyser {
         }
         self.patches.clear();
         self.patches.append(&mut self.pending);
-        let embedded = embed_all(
-            self.backbone.as_ref(),
-            &self.patches,
-            self.threads,
-            self.run_windows,
-        );
+        self.embed_and_read_patches(out)
+    }
+
+    /// One thread (no pool): embeds `self.patches` and steps the head through them.
+    fn embed_and_read_patches(&mut self, out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
+        let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, self.run_windows);
         let patches = std::mem::take(&mut self.patches);
         let read = self.read(&patches, embedded, out);
         self.patches = patches;
@@ -536,6 +532,7 @@ struct EmbedPool {
 
 impl EmbedPool {
     fn new(backbone: Arc<dyn Backbone>, helpers: usize, run_windows: usize) -> Self {
+        let run_windows = run_windows.max(1);
         let (queue_in, queue_out) = crossbeam_channel::unbounded::<(u64, Vec<Patch>)>();
         let (embedded_in, embedded_out) = crossbeam_channel::unbounded();
         let helpers = (0..helpers)
@@ -557,7 +554,7 @@ impl EmbedPool {
             .collect();
         Self {
             backbone,
-            run_windows: run_windows.max(1),
+            run_windows,
             queue_in: Some(queue_in),
             queue_out,
             embedded_out,

@@ -141,22 +141,11 @@ fn the_offline_analyser_reads_the_plugins_bits_whatever_its_threads_and_blocks()
     ] {
         let offline = Analyser::new_offline(config.clone(), &models).unwrap();
         let analyzed = read(offline, threads, block);
-        assert_eq!(analyzed.len(), render.len(), "{threads} threads");
-        for (a, b) in render.iter().zip(&analyzed) {
-            assert_eq!(a.index, b.index);
-            assert_eq!(
-                bits(&a.probabilities),
-                bits(&b.probabilities),
-                "window {}, {threads} threads, blocks of {block}",
-                a.index
-            );
-            assert_eq!(
-                a.presence.to_bits(),
-                b.presence.to_bits(),
-                "window {}",
-                a.index
-            );
-        }
+        assert_reads_the_same(
+            &render,
+            &analyzed,
+            &format!("{threads} threads, blocks of {block}"),
+        );
     }
     // A reset halfway through a stream, with runs still being embedded by the helpers, starts a
     // new stream: what comes after reads as if nothing came before.
@@ -171,13 +160,28 @@ fn the_offline_analyser_reads_the_plugins_bits_whatever_its_threads_and_blocks()
         offline.push(chunk, &mut again).unwrap();
     }
     offline.finish(&mut again).unwrap();
-    assert_eq!(again.len(), render.len());
-    for (a, b) in render.iter().zip(&again) {
-        assert_eq!(a.index, b.index);
+    assert_reads_the_same(&render, &again, "after a reset");
+}
+
+/// The same windows, with the same bits of probabilities and music presence.
+fn assert_reads_the_same(
+    expected: &[moodscope::engine::WindowReading],
+    actual: &[moodscope::engine::WindowReading],
+    context: &str,
+) {
+    assert_eq!(actual.len(), expected.len(), "{context}");
+    for (a, b) in expected.iter().zip(actual) {
+        assert_eq!(a.index, b.index, "{context}");
         assert_eq!(
             bits(&a.probabilities),
             bits(&b.probabilities),
-            "window {} after a reset",
+            "window {}, {context}",
+            a.index
+        );
+        assert_eq!(
+            a.presence.to_bits(),
+            b.presence.to_bits(),
+            "window {}, {context}",
             a.index
         );
     }
