@@ -341,7 +341,20 @@ fn load_plan(
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(fail)?;
+    return_freed_memory();
     Ok((plan, positions))
+}
+
+/// Hands the memory that loading freed back to the system. Loading VGGish decodes and optimises
+/// 288 MB of weights through transient copies; glibc keeps what they freed in the loading
+/// thread's heap, where the threads that run the plan (with their own heaps) cannot reuse it,
+/// so it would count on top of their working memory for as long as the process lives.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free pages of glibc's heaps; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Runs every convolution channels-last (tract's `conv_nhwc` transform; the ONNX graphs are
