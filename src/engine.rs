@@ -8,7 +8,6 @@
 //! music", or "uncertain" when the evidence is weak (see `Smoother::update`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backbone::{self, Backbone, BackboneError, BackboneKind};
@@ -331,18 +330,18 @@ impl Analyser {
         self.clean.clear();
         self.clean.extend_from_slice(samples);
         self.non_finite_samples += features::sanitize(&mut self.clean, SAMPLE_LIMIT) as u64;
+        // With a pool, its helpers go on with the runs still queued while this thread cuts the
+        // push's patches.
+        self.front_end.push(&self.clean, &mut self.pending);
         if let Some(pool) = &mut self.pool {
-            // The helpers go on with the runs still queued while this thread cuts the push's
-            // patches; then this thread embeds runs too, leaving one queued per helper for the
-            // next push's front end, and reads the runs that are done, in order.
-            self.front_end.push(&self.clean, &mut self.pending);
+            // Then this thread embeds runs too, leaving one queued per helper for the next
+            // push's front end, and reads the runs that are done, in order.
             let whole = self.pending.len() / self.run_windows * self.run_windows;
             pool.submit(self.pending.drain(..whole));
             pool.help(pool.helpers());
             let done = pool.take_done(false);
             return self.read_runs(done, out);
         }
-        self.front_end.push(&self.clean, &mut self.pending);
         self.take_whole_runs();
         self.embed_and_read_patches(out)
     }
@@ -363,7 +362,7 @@ impl Analyser {
 
     /// One thread (no pool): embeds `self.patches` and steps the head through them.
     fn embed_and_read_patches(&mut self, out: &mut Vec<WindowReading>) -> Result<(), EngineError> {
-        let embedded = embed_all(self.backbone.as_ref(), &self.patches, 1, self.run_windows);
+        let embedded = embed_in_runs(self.backbone.as_ref(), &self.patches, self.run_windows);
         let patches = std::mem::take(&mut self.patches);
         let read = self.read(&patches, embedded, out);
         self.patches = patches;
@@ -432,52 +431,37 @@ impl Analyser {
     }
 }
 
-/// Embeds patches on `threads` threads, this one included, keeping their order. The threads
-/// take `run_windows` patches at a time (one run of the backbone: `embed` for one,
-/// `embed_batch` for more), so none waits while another still has several to do.
-pub(crate) fn embed_all(
+/// Embeds patches in order, `run_windows` at a time (one run of the backbone: `embed` for one,
+/// `embed_batch` for more), on this thread.
+fn embed_in_runs(
     backbone: &dyn Backbone,
     patches: &[Patch],
+    run_windows: usize,
+) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
+    let batch = run_windows.max(1);
+    patches
+        .chunks(batch)
+        .flat_map(|run| embed_run(backbone, run, batch))
+        .collect()
+}
+
+/// Embeds a whole set of patches on `threads` threads, this one included (`EmbedPool`), keeping
+/// their order; the runs and so the bits are `embed_in_runs`'s whatever the threads.
+pub(crate) fn embed_all(
+    backbone: &Arc<dyn Backbone>,
+    patches: Vec<Patch>,
     threads: usize,
     run_windows: usize,
 ) -> Vec<Result<backbone::BackboneOutput, BackboneError>> {
-    type Embedded = Vec<(usize, Result<backbone::BackboneOutput, BackboneError>)>;
-    let threads = threads.max(1);
-    let batch = run_windows.max(1);
-    let embed = |run: &[Patch]| embed_run(backbone, run, batch);
-    let next = AtomicUsize::new(0);
-    let take_and_embed = || -> Embedded {
-        let mut done = Vec::new();
-        loop {
-            let first = next.fetch_add(batch, Ordering::Relaxed);
-            let Some(chunk) = patches.get(first..(first + batch).min(patches.len())) else {
-                return done;
-            };
-            if chunk.is_empty() {
-                return done;
-            }
-            done.extend((first..).zip(embed(chunk)));
-        }
-    };
-    let helpers = threads.min(patches.len().div_ceil(batch).max(1)) - 1;
-    if helpers == 0 {
-        // One thread (the plugin's worker, window by window): no scope, no reordering.
-        return patches.chunks(batch).flat_map(embed).collect();
+    if threads <= 1 {
+        return embed_in_runs(backbone.as_ref(), &patches, run_windows);
     }
-    let mut embedded: Embedded = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(take_and_embed)).collect();
-        let mut embedded = take_and_embed();
-        for worker in workers {
-            embedded.extend(
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        embedded
-    });
-    embedded.sort_unstable_by_key(|(i, _)| *i);
-    embedded.into_iter().map(|(_, e)| e).collect()
+    let mut pool = EmbedPool::new(Arc::clone(backbone), threads - 1, run_windows);
+    pool.submit(patches.into_iter());
+    pool.take_done(true)
+        .into_iter()
+        .flat_map(|(_, embedded)| embedded)
+        .collect()
 }
 
 /// Embeds one run of patches: `embed` window by window when `batch` is 1, else one
@@ -512,7 +496,7 @@ type EmbeddedRun = (
 /// Offline analysis on more than one thread: helper threads that embed whole runs of patches
 /// in the background, across pushes, so that no thread waits at the end of a push for another's
 /// last run. Runs are numbered as submitted and read in that order (`take_done`); each run is
-/// embedded exactly as `embed_all` would, so the readings do not depend on who embedded what.
+/// embedded exactly as `embed_in_runs` would, so the readings do not depend on who embedded what.
 struct EmbedPool {
     backbone: Arc<dyn Backbone>,
     run_windows: usize,
@@ -621,9 +605,7 @@ impl EmbedPool {
         }
         ready
     }
-}
 
-impl EmbedPool {
     /// Every helper stopped with runs still out: a helper panicked (the backbone did); the
     /// panic goes on here, as it would have from a scoped thread.
     fn helper_stopped(&mut self) -> ! {

@@ -189,7 +189,7 @@ fn read_folders(
         eprintln!("moodscope: warning: {w}");
     }
     let network = load_backbone(backbone, models)?;
-    let (data, failed) = embed_folders(&folders, network.as_ref(), hop, args.threads);
+    let (data, failed) = embed_folders(&folders, &network, hop, args.threads);
     Ok((data, failed || !folders.warnings.is_empty()))
 }
 

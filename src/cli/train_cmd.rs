@@ -331,7 +331,7 @@ const SILENCE_PEAK: f32 = 1e-5;
 /// uses.
 pub(super) fn embed_file(
     path: &Path,
-    backbone: &dyn Backbone,
+    backbone: &Arc<dyn Backbone>,
     hop_frames: usize,
     threads: usize,
 ) -> Result<Vec<Vec<f32>>, String> {
@@ -358,10 +358,11 @@ pub(super) fn embed_file(
             samples.len() as f64 / rate as f64
         ));
     }
-    // The analyser's own spreading over threads, whole batches of the backbone's batched plan
-    // at a time (the same bits as one window at a time, `Backbone::embed_batch`).
+    // The analyser's own spreading over threads (its embedding pool), whole batches of the
+    // backbone's batched plan at a time (the same bits as one window at a time,
+    // `Backbone::embed_batch`).
     let batch = backbone.kind().batch_windows();
-    crate::engine::embed_all(backbone, &patches, threads, batch)
+    crate::engine::embed_all(backbone, patches, threads, batch)
         .into_iter()
         .map(|o| o.map(|o| o.embedding).map_err(|e| e.to_string()))
         .collect()
@@ -371,7 +372,7 @@ pub(super) fn embed_file(
 /// and left out; returns the dataset and whether any file failed.
 pub(super) fn embed_folders(
     folders: &LabelFolders,
-    backbone: &dyn Backbone,
+    backbone: &Arc<dyn Backbone>,
     hop_frames: usize,
     threads: usize,
 ) -> (Dataset, bool) {
@@ -502,7 +503,7 @@ fn run_folders(args: &TrainArgs, dir: &Path, models: &ModelDir) -> Outcome {
         folders.files.iter().map(Vec::len).sum::<usize>(),
         args.backbone.name()
     );
-    let (data, some_failed) = embed_folders(&folders, backbone.as_ref(), hop, args.threads);
+    let (data, some_failed) = embed_folders(&folders, &backbone, hop, args.threads);
     let incomplete = some_failed || !folders.warnings.is_empty();
     eprintln!("data: {data}");
 
