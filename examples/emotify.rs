@@ -524,11 +524,16 @@ fn readouts() -> Vec<Readout> {
     ]
 }
 
+/// The median `clarity` of some excerpts.
+fn median_clarity<'a>(excerpts: impl Iterator<Item = &'a Excerpt>) -> f64 {
+    let mut c: Vec<f64> = excerpts.map(|e| e.clarity).collect();
+    c.sort_by(f64::total_cmp);
+    c[c.len() / 2]
+}
+
 /// The training excerpts whose listeners agreed at least as much as their median.
 fn clearer_half(excerpts: &[Excerpt], train: &[usize]) -> Vec<usize> {
-    let mut c: Vec<f64> = train.iter().map(|&i| excerpts[i].clarity).collect();
-    c.sort_by(f64::total_cmp);
-    let median = c[c.len() / 2];
+    let median = median_clarity(train.iter().map(|&i| &excerpts[i]));
     train
         .iter()
         .copied()
@@ -1060,12 +1065,8 @@ fn evaluate(readout: &Readout, excerpts: &[Excerpt], windows: &[Vec<Window>]) ->
     );
     // The excerpts whose listeners agreed most (the clearer half by `clarity`): closer to the
     // clear-cut clips of quadrant-labelled sets than Emotify's many split votes.
-    let median_clarity = {
-        let mut c: Vec<f64> = excerpts.iter().map(|e| e.clarity).collect();
-        c.sort_by(f64::total_cmp);
-        c[c.len() / 2]
-    };
-    let clear = |e: &Excerpt| e.clarity >= median_clarity;
+    let median = median_clarity(excerpts.iter());
+    let clear = |e: &Excerpt| e.clarity >= median;
     let (clear_three, c3) = accuracy(&logo, excerpts, |e| clear(e) && three(e));
     let (clear_four, c4) = accuracy(&logo, excerpts, clear);
     text += &format!(
