@@ -152,22 +152,28 @@ enum Native {
 }
 
 fn file_type(path: &Path) -> Result<FileType, TagError> {
+    // Matroska first, by its magic: lofty has no Matroska support, and where it recognises no
+    // header it searches the whole file for an MPEG frame sync, which a WebM file's bytes may
+    // happen to hold ("failed to parse Mpeg file").
+    let mut head = [0u8; 4];
+    let matroska = File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == [0x1A, 0x45, 0xDF, 0xA3];
+    if matroska {
+        return Err(TagError::Unsupported(
+            "WebM/Matroska files have no tag writer here (lofty does not write Matroska tags)"
+                .into(),
+        ));
+    }
     let probe = lofty::probe::Probe::open(path)
         .and_then(|p| p.guess_file_type().map_err(Into::into))
         .map_err(|e| TagError::Read(e.to_string()))?;
     probe.file_type().ok_or_else(|| {
-        let mut head = [0u8; 4];
-        let matroska = File::open(path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .is_ok()
-            && head == [0x1A, 0x45, 0xDF, 0xA3];
-        TagError::Unsupported(if matroska {
-            "WebM/Matroska files have no tag writer here (lofty does not write Matroska tags)"
-                .into()
-        } else {
+        TagError::Unsupported(
             "not a format whose tags Moodscope writes (MP3, WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP4/M4A)"
-                .into()
-        })
+                .into(),
+        )
     })
 }
 
