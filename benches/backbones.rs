@@ -2,7 +2,9 @@
 //!
 //! 1. Per-window inference time (median over many runs, one thread) of YAMNet and VGGish in
 //!    tract, and of the very same ONNX files in onnxruntime (PyPI, `intra_op_num_threads=1`) on
-//!    the same patches, as a ratio. VGGish runs with seeded random weights of the official shapes
+//!    the same patches, as a ratio; then one window on two threads inside one run (tract's
+//!    `multithread-mm` executor, onnxruntime's `intra_op_num_threads=2`), each beside its
+//!    one-thread time measured again there. VGGish runs with seeded random weights of the official shapes
 //!    (`moodscope_convert::write_vggish_with_seeded_weights`): the official checkpoint cannot be
 //!    fetched here, and the cost does not depend on the weights' values.
 //! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
@@ -30,9 +32,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{median, music, proc_status_kib, vggish_model_dir};
-use moodscope::backbone::{self, BackboneKind};
+use moodscope::backbone::{self, Backbone, BackboneKind};
 use moodscope::features::{log_mel_patches, resample_to_model_rate, PATCH_LEN};
 use moodscope::models::ModelDir;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 /// Timed runs per backbone and runtime.
 const RUNS: usize = 200;
@@ -77,16 +80,7 @@ fn main() {
             .map(|p| p.data)
             .collect();
         let net = backbone::load(kind, &dir).expect("backbone");
-        let mut times = Vec::with_capacity(RUNS);
-        for i in 0..WARMUP + RUNS {
-            let patch = &patches[i % patches.len()];
-            let start = Instant::now();
-            std::hint::black_box(net.embed(patch).expect("embed"));
-            if i >= WARMUP {
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        let tract_ms = median(times);
+        let tract_ms = median_window_ms(&*net, &patches);
         let onnx = dir.path().join(match kind {
             BackboneKind::Yamnet => "yamnet.onnx",
             BackboneKind::Vggish => "vggish.onnx",
@@ -100,7 +94,7 @@ fn main() {
         .unwrap();
         ndarray_npy::write_npy(&npy, &array).expect("write patches");
         assert_eq!(array.len(), patches.len() * PATCH_LEN);
-        let ort_ms = onnxruntime_ms(&onnx, &npy, RUNS, WARMUP, 1, false).0;
+        let ort_ms = onnxruntime_ms(&onnx, &npy, RUNS, WARMUP, 1, false, 1).0;
         println!(
             "{:<7} tract {tract_ms:8.2} ms   onnxruntime {ort_ms:8.2} ms   tract/onnxruntime {:.2}x",
             kind.name(),
@@ -109,10 +103,31 @@ fn main() {
         rows.push((kind, dir, patches, onnx, npy));
     }
 
+    // Intra-op threads: tract's `multithread-mm` executor (a rayon pool that splits one matrix
+    // product's panels) for the calling thread, against the same plan on one thread, and
+    // onnxruntime's `intra_op_num_threads`, all side by side here.
+    println!("== one window on two threads inside one run, median of {RUNS} runs");
+    let two_threads = Executor::multithread(2);
+    for (kind, dir, patches, onnx, npy) in &rows {
+        let net = backbone::load(*kind, dir).expect("backbone");
+        let one = median_window_ms(&*net, patches);
+        let two = multithread_tract_scope(two_threads.clone(), || median_window_ms(&*net, patches));
+        let ort_one = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 1).0;
+        let ort_two = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 2).0;
+        println!(
+            "{:<7} tract {one:8.2} -> {two:8.2} ms ({:.2}x faster)   onnxruntime {ort_one:8.2} -> \
+             {ort_two:8.2} ms ({:.2}x faster)   tract/onnxruntime on two threads {:.2}x",
+            kind.name(),
+            one / two,
+            ort_one / ort_two,
+            two / ort_two
+        );
+    }
+
     println!("== where the time goes, one window, one thread: mean ms per window over {PROFILE_RUNS} runs");
     for (kind, _, patches, onnx, npy) in &rows {
         let tract_ops = tract_profile(onnx, patches);
-        let ort_ops = onnxruntime_ms(onnx, npy, PROFILE_RUNS, 3, 1, true).1;
+        let ort_ops = onnxruntime_ms(onnx, npy, PROFILE_RUNS, 3, 1, true, 1).1;
         println!("{} in tract (optimised plan, by operator):", kind.name());
         let total: f64 = tract_ops.iter().map(|o| o.1).sum();
         for (op, ms, count) in &tract_ops {
@@ -153,7 +168,7 @@ fn main() {
                 }
             }
             let tract = batch as f64 / median(times);
-            let ort = batch as f64 / (onnxruntime_ms(onnx, npy, runs, 2, batch, false).0 / 1e3);
+            let ort = batch as f64 / (onnxruntime_ms(onnx, npy, runs, 2, batch, false, 1).0 / 1e3);
             println!(
                 "{:<7} batch {batch:>2}{}: tract {tract:7.1} windows/s   onnxruntime {ort:7.1} windows/s   \
                  tract/onnxruntime time {:.2}x",
@@ -185,8 +200,24 @@ fn main() {
     }
 }
 
+/// The median time of `net.embed` on one window (after `WARMUP` runs), ms, cycling through
+/// `patches`, on the calling thread with tract's executor for it.
+fn median_window_ms(net: &dyn Backbone, patches: &[Vec<f32>]) -> f64 {
+    let mut times = Vec::with_capacity(RUNS);
+    for i in 0..WARMUP + RUNS {
+        let patch = &patches[i % patches.len()];
+        let start = Instant::now();
+        std::hint::black_box(net.embed(patch).expect("embed"));
+        if i >= WARMUP {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    median(times)
+}
+
 /// `benches/onnxruntime_backbones.py`: the median time of one run of `onnx` on `batch` patches
-/// in onnxruntime, and with `profile` its mean time per run in each operator type, largest first.
+/// in onnxruntime on `threads` intra-op threads, and with `profile` its mean time per run in each
+/// operator type, largest first.
 fn onnxruntime_ms(
     onnx: &Path,
     patches: &Path,
@@ -194,6 +225,7 @@ fn onnxruntime_ms(
     warmup: usize,
     batch: usize,
     profile: bool,
+    threads: usize,
 ) -> (f64, Vec<(String, f64)>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/onnxruntime_backbones.py");
     let out = Command::new("python3")
@@ -205,6 +237,7 @@ fn onnxruntime_ms(
             warmup.to_string(),
             batch.to_string(),
             u8::from(profile).to_string(),
+            threads.to_string(),
         ])
         .output()
         .expect("python3");

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The onnxruntime side of `benches/backbones.rs`: median time of an ONNX backbone per run.
 
-Usage: onnxruntime_backbones.py MODEL.onnx PATCHES.npy RUNS WARMUP [BATCH [PROFILE]]
-Runs the model on BATCH (default 1) [96, 64] patches at a time (cycling through PATCHES), on one
-thread (intra- and inter-op), with all graph optimisations on, and prints {"median_ms": ...}, the
-median time of one run. With PROFILE = 1 it also prints, from onnxruntime's own profiler, the mean
-time per run spent in each operator type ("op_ms": {type: ms}).
+Usage: onnxruntime_backbones.py MODEL.onnx PATCHES.npy RUNS WARMUP [BATCH [PROFILE [THREADS]]]
+Runs the model on BATCH (default 1) [96, 64] patches at a time (cycling through PATCHES), on
+THREADS (default 1) intra-op threads and one inter-op thread, with all graph optimisations on, and
+prints {"median_ms": ...}, the median time of one run. With PROFILE = 1 it also prints, from
+onnxruntime's own profiler, the mean time per run spent in each operator type ("op_ms": {type: ms}).
 """
 
 import json
@@ -23,8 +23,9 @@ def main():
     model, patches, runs, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     batch = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     profile = len(sys.argv) > 6 and sys.argv[6] == "1"
+    threads = int(sys.argv[7]) if len(sys.argv) > 7 else 1
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
