@@ -2,9 +2,9 @@
 //!
 //! 1. Per-window inference time (median over many runs, one thread) of YAMNet and VGGish in
 //!    tract, and of the very same ONNX files in onnxruntime (PyPI, `intra_op_num_threads=1`) on
-//!    the same patches, as a ratio; then one window on two threads inside one run (tract's
-//!    `multithread-mm` executor, onnxruntime's `intra_op_num_threads=2`), each beside its
-//!    one-thread time measured again there. VGGish runs with seeded random weights of the official shapes
+//!    the same patches, as a ratio; then, with `--features cli,intra-op-threads`, one window on
+//!    two threads inside one run (tract's `multithread-mm` executor, onnxruntime's
+//!    `intra_op_num_threads=2`), each beside its one-thread time measured again there. VGGish runs with seeded random weights of the official shapes
 //!    (`moodscope_convert::write_vggish_with_seeded_weights`): the official checkpoint cannot be
 //!    fetched here, and the cost does not depend on the weights' values.
 //! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
@@ -35,7 +35,6 @@ use common::{median, music, proc_status_kib, vggish_model_dir};
 use moodscope::backbone::{self, Backbone, BackboneKind};
 use moodscope::features::{log_mel_patches, resample_to_model_rate, PATCH_LEN};
 use moodscope::models::ModelDir;
-use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 /// Timed runs per backbone and runtime.
 const RUNS: usize = 200;
@@ -69,7 +68,7 @@ fn main() {
         backbone::depthwise_kernel_in_use().unwrap_or("none (its generic loop)")
     );
     println!("== per-window inference, one thread, median of {RUNS} runs");
-    let mut rows = Vec::new();
+    let mut rows: Vec<BackboneRow> = Vec::new();
     for (kind, dir) in [
         (BackboneKind::Yamnet, ModelDir::new(models.path())),
         (BackboneKind::Vggish, vggish_models.clone()),
@@ -103,26 +102,7 @@ fn main() {
         rows.push((kind, dir, patches, onnx, npy));
     }
 
-    // Intra-op threads: tract's `multithread-mm` executor (a rayon pool that splits one matrix
-    // product's panels) for the calling thread, against the same plan on one thread, and
-    // onnxruntime's `intra_op_num_threads`, all side by side here.
-    println!("== one window on two threads inside one run, median of {RUNS} runs");
-    let two_threads = Executor::multithread(2);
-    for (kind, dir, patches, onnx, npy) in &rows {
-        let net = backbone::load(*kind, dir).expect("backbone");
-        let one = median_window_ms(&*net, patches);
-        let two = multithread_tract_scope(two_threads.clone(), || median_window_ms(&*net, patches));
-        let ort_one = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 1).0;
-        let ort_two = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 2).0;
-        println!(
-            "{:<7} tract {one:8.2} -> {two:8.2} ms ({:.2}x faster)   onnxruntime {ort_one:8.2} -> \
-             {ort_two:8.2} ms ({:.2}x faster)   tract/onnxruntime on two threads {:.2}x",
-            kind.name(),
-            one / two,
-            ort_one / ort_two,
-            two / ort_two
-        );
-    }
+    intra_op_threads(&rows);
 
     println!("== where the time goes, one window, one thread: mean ms per window over {PROFILE_RUNS} runs");
     for (kind, _, patches, onnx, npy) in &rows {
@@ -198,6 +178,43 @@ fn main() {
             peak_kib as f64 / 1024.0
         );
     }
+}
+
+/// A backbone as the bench measures it: its kind, models folder, real-music patches, ONNX file
+/// and the patches as `.npy` for onnxruntime.
+type BackboneRow = (BackboneKind, ModelDir, Vec<Vec<f32>>, PathBuf, PathBuf);
+
+/// Intra-op threads: tract's `multithread-mm` executor (a rayon pool that splits one matrix
+/// product's panels) for the calling thread, against the same plan on one thread, and
+/// onnxruntime's `intra_op_num_threads`, all side by side here.
+#[cfg(feature = "intra-op-threads")]
+fn intra_op_threads(rows: &[BackboneRow]) {
+    use tract_linalg::multithread::{multithread_tract_scope, Executor};
+    println!("== one window on two threads inside one run, median of {RUNS} runs");
+    let two_threads = Executor::multithread(2);
+    for (kind, dir, patches, onnx, npy) in rows {
+        let net = backbone::load(*kind, dir).expect("backbone");
+        let one = median_window_ms(&*net, patches);
+        let two = multithread_tract_scope(two_threads.clone(), || median_window_ms(&*net, patches));
+        let ort_one = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 1).0;
+        let ort_two = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 2).0;
+        println!(
+            "{:<7} tract {one:8.2} -> {two:8.2} ms ({:.2}x faster)   onnxruntime {ort_one:8.2} -> \
+             {ort_two:8.2} ms ({:.2}x faster)   tract/onnxruntime on two threads {:.2}x",
+            kind.name(),
+            one / two,
+            ort_one / ort_two,
+            two / ort_two
+        );
+    }
+}
+
+#[cfg(not(feature = "intra-op-threads"))]
+fn intra_op_threads(_: &[BackboneRow]) {
+    println!(
+        "== one window on two threads inside one run: \
+         `cargo bench --features cli,intra-op-threads --bench backbones`"
+    );
 }
 
 /// The median time of `net.embed` on one window (after `WARMUP` runs), ms, cycling through
