@@ -4,7 +4,8 @@
 //!    tract, and of the very same ONNX files in onnxruntime (PyPI, `intra_op_num_threads=1`) on
 //!    the same patches, as a ratio; then, with `--features cli,intra-op-threads`, one window on
 //!    two threads inside one run (tract's `multithread-mm` executor, onnxruntime's
-//!    `intra_op_num_threads=2`), each beside its one-thread time measured again there. VGGish runs with seeded random weights of the official shapes
+//!    `intra_op_num_threads=2`), each beside its one-thread time measured again there. VGGish
+//!    runs with seeded random weights of the official shapes
 //!    (`moodscope_convert::write_vggish_with_seeded_weights`): the official checkpoint cannot be
 //!    fetched here, and the cost does not depend on the weights' values.
 //! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
@@ -29,6 +30,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{median, music, proc_status_kib, vggish_model_dir};
@@ -67,19 +69,18 @@ fn main() {
         "tract's channel-last depthwise kernel here: {}",
         backbone::depthwise_kernel_in_use().unwrap_or("none (its generic loop)")
     );
-    println!("== per-window inference, one thread, median of {RUNS} runs");
-    let mut rows: Vec<BackboneRow> = Vec::new();
-    for (kind, dir) in [
+    let rows: Vec<BackboneRow> = [
         (BackboneKind::Yamnet, ModelDir::new(models.path())),
         (BackboneKind::Vggish, vggish_models.clone()),
-    ] {
+    ]
+    .into_iter()
+    .map(|(kind, dir)| {
         let patches: Vec<Vec<f32>> = log_mel_patches(&resampled, kind.log_offset(), 96)
             .expect("patches")
             .into_iter()
             .map(|p| p.data)
             .collect();
         let net = backbone::load(kind, &dir).expect("backbone");
-        let tract_ms = median_window_ms(&*net, &patches);
         let onnx = dir.path().join(match kind {
             BackboneKind::Yamnet => "yamnet.onnx",
             BackboneKind::Vggish => "vggish.onnx",
@@ -93,19 +94,39 @@ fn main() {
         .unwrap();
         ndarray_npy::write_npy(&npy, &array).expect("write patches");
         assert_eq!(array.len(), patches.len() * PATCH_LEN);
-        let ort_ms = onnxruntime_ms(&onnx, &npy, RUNS, WARMUP, 1, false, 1).0;
+        BackboneRow {
+            kind,
+            dir,
+            net,
+            patches,
+            onnx,
+            npy,
+        }
+    })
+    .collect();
+
+    println!("== per-window inference, one thread, median of {RUNS} runs");
+    for row in &rows {
+        let tract_ms = median_window_ms(&*row.net, &row.patches);
+        let ort_ms = onnxruntime_ms(&row.onnx, &row.npy, RUNS, WARMUP, 1, false, 1).0;
         println!(
             "{:<7} tract {tract_ms:8.2} ms   onnxruntime {ort_ms:8.2} ms   tract/onnxruntime {:.2}x",
-            kind.name(),
+            row.kind.name(),
             tract_ms / ort_ms
         );
-        rows.push((kind, dir, patches, onnx, npy));
     }
 
     intra_op_threads(&rows);
 
     println!("== where the time goes, one window, one thread: mean ms per window over {PROFILE_RUNS} runs");
-    for (kind, _, patches, onnx, npy) in &rows {
+    for BackboneRow {
+        kind,
+        patches,
+        onnx,
+        npy,
+        ..
+    } in &rows
+    {
         let tract_ops = tract_profile(onnx, patches);
         let ort_ops = onnxruntime_ms(onnx, npy, PROFILE_RUNS, 3, 1, true, 1).1;
         println!("{} in tract (optimised plan, by operator):", kind.name());
@@ -130,7 +151,14 @@ fn main() {
         "== batched throughput, one thread (per core): windows/s (median time per run; \
          {BATCH_WINDOWS} windows or {MIN_BATCH_RUNS} runs per batch size)"
     );
-    for (kind, _, patches, onnx, npy) in &rows {
+    for BackboneRow {
+        kind,
+        patches,
+        onnx,
+        npy,
+        ..
+    } in &rows
+    {
         for batch in BATCHES {
             use tract_onnx::prelude::{tvec, Tensor};
             let plan = backbone::optimised_plan(onnx, batch).expect("plan");
@@ -161,8 +189,8 @@ fn main() {
 
     println!("== moodscope analyze, 3-minute piece");
     let piece = three_minute_piece(work.path());
-    for (kind, dir, ..) in &rows {
-        let (kind, dir) = (*kind, dir);
+    for BackboneRow { kind, dir, .. } in &rows {
+        let kind = *kind;
         let runs: Vec<(Duration, u64)> = (0..ANALYZE_RUNS)
             .map(|_| run_analyze(&piece.0, kind, dir.path()))
             .collect();
@@ -180,9 +208,19 @@ fn main() {
     }
 }
 
-/// A backbone as the bench measures it: its kind, models folder, real-music patches, ONNX file
-/// and the patches as `.npy` for onnxruntime.
-type BackboneRow = (BackboneKind, ModelDir, Vec<Vec<f32>>, PathBuf, PathBuf);
+/// A backbone as the bench measures it.
+struct BackboneRow {
+    kind: BackboneKind,
+    /// Its models folder (for `moodscope analyze`).
+    dir: ModelDir,
+    /// The backbone, loaded once.
+    net: Arc<dyn Backbone>,
+    /// Real-music patches.
+    patches: Vec<Vec<f32>>,
+    /// Its ONNX file, and the patches as `.npy`, for onnxruntime.
+    onnx: PathBuf,
+    npy: PathBuf,
+}
 
 /// Intra-op threads: tract's `multithread-mm` executor (a rayon pool that splits one matrix
 /// product's panels) for the calling thread, against the same plan on one thread, and
@@ -192,10 +230,18 @@ fn intra_op_threads(rows: &[BackboneRow]) {
     use tract_linalg::multithread::{multithread_tract_scope, Executor};
     println!("== one window on two threads inside one run, median of {RUNS} runs");
     let two_threads = Executor::multithread(2);
-    for (kind, dir, patches, onnx, npy) in rows {
-        let net = backbone::load(*kind, dir).expect("backbone");
-        let one = median_window_ms(&*net, patches);
-        let two = multithread_tract_scope(two_threads.clone(), || median_window_ms(&*net, patches));
+    for BackboneRow {
+        kind,
+        net,
+        patches,
+        onnx,
+        npy,
+        ..
+    } in rows
+    {
+        let one = median_window_ms(&**net, patches);
+        let two =
+            multithread_tract_scope(two_threads.clone(), || median_window_ms(&**net, patches));
         let ort_one = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 1).0;
         let ort_two = onnxruntime_ms(onnx, npy, RUNS, WARMUP, 1, false, 2).0;
         println!(
