@@ -6,7 +6,11 @@
 //! the worker (`Feed`), and the MIDI CCs whose values changed (`MidiOut`).
 //!
 //! Rules for everything in this file: no allocation, no lock, no syscall (no thread wake-up, no
-//! I/O, no logging), no unbounded loop, no waiting. `process()` runs with nice-plug's
+//! I/O, no logging), no unbounded loop, no waiting. One exception, and only when the host is not
+//! playing live: once the worker has measured the host delivering audio faster than real time
+//! for over a second (an export that the host did not announce as offline, see `crate::ring`),
+//! a full ring makes `Feed::push` spin on the ring's atomics until the worker has read enough,
+//! so that such a render loses no window. Playing live, nothing here ever waits. `process()` runs with nice-plug's
 //! `assert_process_allocs` in the host tests, which aborts on any allocation here. Reading what the
 //! worker published is `shared::Published::read`, which is wait-free.
 //!
@@ -158,8 +162,9 @@ impl Feed {
         Self { writer }
     }
 
-    /// Downmixes one block of planar channels and queues it. Never waits: if the ring is full
-    /// the samples that do not fit are counted (see `ring`).
+    /// Downmixes one block of planar channels and queues it. Live, never waits: if the ring is
+    /// full the samples that do not fit are counted. In a render faster than real time that the
+    /// worker has found out, it waits for room instead (see `ring` and the module doc).
     #[inline]
     pub fn push<C: AsRef<[f32]>>(&mut self, channels: &[C]) {
         let channels = &channels[..channels.len().min(MAX_CHANNELS)];
