@@ -10,9 +10,11 @@
 //! playing live: once the worker has measured the host delivering audio faster than real time
 //! for over a second (an export that the host did not announce as offline, see `crate::ring`),
 //! a full ring makes `Feed::push` spin on the ring's atomics until the worker has read enough,
-//! so that such a render loses no window. Playing live, nothing here ever waits. `process()` runs with nice-plug's
-//! `assert_process_allocs` in the host tests, which aborts on any allocation here. Reading what the
-//! worker published is `shared::Published::read`, which is wait-free.
+//! so that such a render loses no window. Playing live, nothing here ever waits.
+//!
+//! `process()` runs with nice-plug's `assert_process_allocs` in the host tests, which aborts on
+//! any allocation here. Reading what the worker published is `shared::Published::read`, which is
+//! wait-free.
 //!
 //! Denormals: `process()` holds a `FlushDenormals` guard for its whole call, which sets the CPU's
 //! flush-to-zero and denormals-are-zero modes (x86-64 MXCSR FTZ and DAZ; AArch64 FPCR FZ) and puts
