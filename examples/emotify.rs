@@ -1276,13 +1276,16 @@ fn paired_comparisons(reports: &[Report], excerpts: &[Excerpt], reference: &str)
     );
     for r in reports.iter().filter(|r| r.name != reference) {
         let mut parts = Vec::new();
-        for (what, keep) in [
+        let median = median_clarity(excerpts.iter());
+        let subsets: [(&str, Box<dyn Fn(&Excerpt) -> bool>); 3] = [
+            ("three-way", Box::new(|e: &Excerpt| e.quadrant != CALM)),
+            ("four-way", Box::new(|_: &Excerpt| true)),
             (
-                "three-way",
-                (|e: &Excerpt| e.quadrant != CALM) as fn(&Excerpt) -> bool,
+                "clearer half three-way",
+                Box::new(move |e: &Excerpt| e.quadrant != CALM && e.clarity >= median),
             ),
-            ("four-way", |_: &Excerpt| true),
-        ] {
+        ];
+        for (what, keep) in subsets {
             let p = paired(&r.logo, &base.logo, excerpts, keep);
             parts.push(format!(
                 "{what} {:+.3} [{:+.3}, {:+.3}], p {:.3}",
