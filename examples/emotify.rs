@@ -1277,7 +1277,7 @@ fn paired_comparisons(reports: &[Report], excerpts: &[Excerpt], reference: &str)
     for r in reports.iter().filter(|r| r.name != reference) {
         let mut parts = Vec::new();
         let median = median_clarity(excerpts.iter());
-        let subsets: [(&str, Box<dyn Fn(&Excerpt) -> bool>); 3] = [
+        let subsets: [(&str, ExcerptFilter); 3] = [
             ("three-way", Box::new(|e: &Excerpt| e.quadrant != CALM)),
             ("four-way", Box::new(|_: &Excerpt| true)),
             (
@@ -1296,6 +1296,9 @@ fn paired_comparisons(reports: &[Report], excerpts: &[Excerpt], reference: &str)
     }
     out
 }
+
+/// Which excerpts a figure counts.
+type ExcerptFilter = Box<dyn Fn(&Excerpt) -> bool>;
 
 struct Paired {
     difference: f64,
