@@ -1049,6 +1049,12 @@ fn accuracy(
     (right as f64 / n.max(1) as f64, n)
 }
 
+/// An agreement with its 95 % Wilson interval, as the report prints it.
+fn with_interval(p: f64, n: usize) -> String {
+    let i = wilson(p, n);
+    format!("{:.3} [{:.3}, {:.3}]", i.value, i.low, i.high)
+}
+
 fn rate(predicted: &[Option<usize>], excerpts: &[Excerpt], truth: usize, read: usize) -> f64 {
     let of_truth: Vec<_> = predicted
         .iter()
@@ -1075,14 +1081,10 @@ fn evaluate(readout: &Readout, excerpts: &[Excerpt], windows: &[Vec<Window>]) ->
     let three = |e: &Excerpt| e.quadrant != CALM;
     let (three_way, n3) = accuracy(&logo, excerpts, three);
     let (four_way, n4) = accuracy(&logo, excerpts, |_| true);
-    let ci = |p: f64, n: usize| {
-        let i = wilson(p, n);
-        format!("{:.3} [{:.3}, {:.3}]", i.value, i.low, i.high)
-    };
     text += &format!(
         "  leave one genre out: three-way {} (n={n3}), four-way {} (n={n4})\n",
-        ci(three_way, n3),
-        ci(four_way, n4)
+        with_interval(three_way, n3),
+        with_interval(four_way, n4)
     );
     // The excerpts whose listeners agreed most (the clearer half by `clarity`): closer to the
     // clear-cut clips of quadrant-labelled sets than Emotify's many split votes.
@@ -1092,8 +1094,8 @@ fn evaluate(readout: &Readout, excerpts: &[Excerpt], windows: &[Vec<Window>]) ->
     let (clear_four, c4) = accuracy(&logo, excerpts, clear);
     text += &format!(
         "    the clearer half (listeners' lead over the runner-up at least the median): three-way {} (n={c3}), four-way {} (n={c4})\n",
-        ci(clear_three, c3),
-        ci(clear_four, c4)
+        with_interval(clear_three, c3),
+        with_interval(clear_four, c4)
     );
     let mut per_genre_three = [0.0; 4];
     let mut genre_lines = Vec::new();
@@ -1125,8 +1127,8 @@ fn evaluate(readout: &Readout, excerpts: &[Excerpt], windows: &[Vec<Window>]) ->
     let (three_way_strat, four_way_strat) = (mean(&s3), mean(&s4));
     text += &format!(
         "  stratified 5-fold x 3 seeds: three-way {} , four-way {} (intervals for one run's n)\n",
-        ci(three_way_strat, n3),
-        ci(four_way_strat, n4)
+        with_interval(three_way_strat, n3),
+        with_interval(four_way_strat, n4)
     );
     // Confusion (leave one genre out).
     text += "  confusion, leave one genre out (rows: listeners; columns: read as Happy, Tense, Sad, Calm, no music):\n";
@@ -1274,19 +1276,19 @@ fn paired_comparisons(reports: &[Report], excerpts: &[Excerpt], reference: &str)
     let mut out = format!(
         "Each readout against \"{reference}\", excerpt by excerpt (leave one genre out): difference in agreement [95 % interval], McNemar exact p\n"
     );
+    let median = median_clarity(excerpts.iter());
+    let subsets: [(&str, ExcerptFilter); 3] = [
+        ("three-way", Box::new(|e: &Excerpt| e.quadrant != CALM)),
+        ("four-way", Box::new(|_: &Excerpt| true)),
+        (
+            "clearer half three-way",
+            Box::new(move |e: &Excerpt| e.quadrant != CALM && e.clarity >= median),
+        ),
+    ];
     for r in reports.iter().filter(|r| r.name != reference) {
         let mut parts = Vec::new();
-        let median = median_clarity(excerpts.iter());
-        let subsets: [(&str, ExcerptFilter); 3] = [
-            ("three-way", Box::new(|e: &Excerpt| e.quadrant != CALM)),
-            ("four-way", Box::new(|_: &Excerpt| true)),
-            (
-                "clearer half three-way",
-                Box::new(move |e: &Excerpt| e.quadrant != CALM && e.clarity >= median),
-            ),
-        ];
-        for (what, keep) in subsets {
-            let p = paired(&r.logo, &base.logo, excerpts, keep);
+        for (what, keep) in &subsets {
+            let p = paired(&r.logo, &base.logo, excerpts, keep.as_ref());
             parts.push(format!(
                 "{what} {:+.3} [{:+.3}, {:+.3}], p {:.3}",
                 p.difference, p.low, p.high, p.p_value
@@ -1426,14 +1428,10 @@ fn nested_selection(readouts: &[Readout], excerpts: &[Excerpt], windows: &[Vec<W
     }
     let (three, n3) = accuracy(&predicted, excerpts, |e| e.quadrant != CALM);
     let (four, n4) = accuracy(&predicted, excerpts, |_| true);
-    let ci = |p: f64, n: usize| {
-        let i = wilson(p, n);
-        format!("{:.3} [{:.3}, {:.3}]", i.value, i.low, i.high)
-    };
     out += &format!(
         "  the procedure on genres it never saw: three-way {} (n={n3}), four-way {} (n={n4}), balanced four-way {:.3}; calm read Calm {:.2}, calm read Happy {:.2}, sad read Calm {:.2}\n",
-        ci(three, n3),
-        ci(four, n4),
+        with_interval(three, n3),
+        with_interval(four, n4),
         balanced_accuracy(&predicted, excerpts, &all_excerpts(excerpts)),
         rate(&predicted, excerpts, CALM, CALM),
         rate(&predicted, excerpts, CALM, HAPPY),
