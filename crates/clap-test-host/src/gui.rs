@@ -20,6 +20,7 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat, WindowClass,
 };
+use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
 use crate::audio::Audio;
@@ -205,6 +206,23 @@ impl ParentWindow {
         )?;
         conn.map_window(window)?;
         conn.flush()?;
+        // The plugin reparents its window into this one over its own connection, and the X
+        // server orders requests only within a connection: wait until the server has mapped
+        // this window (a reparent into a window it has not yet created fails with BadWindow,
+        // seen under Xvfb on a loaded machine).
+        let asked = Instant::now();
+        loop {
+            match conn.poll_for_event()? {
+                Some(Event::MapNotify(e)) if e.window == window => break,
+                Some(_) => {}
+                None if asked.elapsed() > Duration::from_secs(10) => {
+                    bail!("the X server did not map the host's window within 10 s")
+                }
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        // A round trip: everything sent so far has been processed.
+        conn.get_input_focus()?.reply()?;
         Ok(Self { conn, root, window })
     }
 
