@@ -64,8 +64,8 @@ pub enum HeadChoice {
     Default,
     /// YAMNet's own mood classes for the set, without calibration (VGGish: as `Default`).
     Uncalibrated,
-    /// A head file written by `moodscope train` (`NAME.json` beside `NAME.onnx`); its labels are
-    /// the moods.
+    /// A head file written by `cargo moodscope-train` (`NAME.json` beside `NAME.onnx`); its
+    /// labels are the moods.
     File(PathBuf),
 }
 
@@ -446,8 +446,9 @@ fn embed_in_runs(
 }
 
 /// Embeds a whole set of patches on `threads` threads, this one included (`EmbedPool`), keeping
-/// their order; the runs and so the bits are `embed_in_runs`'s whatever the threads.
-pub(crate) fn embed_all(
+/// their order; the runs and so the bits are `embed_in_runs`'s whatever the threads. (Training,
+/// `moodscope-train`, embeds whole data sets this way.)
+pub fn embed_all(
     backbone: &Arc<dyn Backbone>,
     patches: Vec<Patch>,
     threads: usize,

@@ -11,7 +11,7 @@
 //!   file with their provenance (`models/calibration/`, see `Calibration`).
 //! - `YamnetReadout`: YAMNet's own AudioSet mood classes (rows 271–276 of the class map), a
 //!   softmax over their logits: the uncalibrated readout (`analyze --uncalibrated`).
-//! - `TrainedHead`: a head trained by `moodscope train` (or the AudioSet heads committed under
+//! - `TrainedHead`: a head trained by `moodscope-train train` (or the AudioSet heads committed under
 //!   `models/heads/`), an ONNX graph run by tract. An LSTM head carries its state (`h`, `c`) from
 //!   window to window, so it reads a stream rather than isolated windows.
 //!

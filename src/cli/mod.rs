@@ -1,4 +1,6 @@
-//! The command line: `moodscope analyze|tag|library|features|train|eval|models`.
+//! The command line: `moodscope analyze|tag|library|features|models`. Training and measuring
+//! heads is the `moodscope-train` binary's (`crates/train-cli`), built on this same library;
+//! `moodscope train|eval` say so.
 //!
 //! In: arguments and audio files (or AudioSet TFRecords for training). Out: mood timelines
 //! (CSV/JSON), log-mel patches (`.npy`), trained heads and their reports. Every subcommand runs
@@ -7,7 +9,6 @@
 //! bad file and the exit code says something failed (1), or that nothing could run (2).
 
 mod analyze;
-mod eval_cmd;
 mod features_cmd;
 mod library;
 mod models_cmd;
@@ -15,7 +16,6 @@ mod moods;
 pub mod report;
 mod scan;
 mod tag;
-mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,9 +50,10 @@ enum Command {
     /// Train a mood head on your own labelled audio (one subfolder per label), report its
     /// cross-validated figures and write it for `analyze --head` and the plugin; or, with
     /// --audioset, rerun the study's Table 1 on AudioSet's released embeddings.
-    Train(train_cmd::TrainArgs),
-    /// Measure a trained head on labelled data: an AudioSet TFRecord file or audio folders.
-    Eval(eval_cmd::EvalArgs),
+    /// Train a mood head: `cargo moodscope-train` (the `moodscope-train` binary).
+    Train(ElsewhereArgs),
+    /// Measure a trained head: `cargo moodscope-eval` (the `moodscope-train` binary).
+    Eval(ElsewhereArgs),
     /// Install the model files (`cargo xtask install-models` runs `moodscope models install`).
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
@@ -62,6 +63,27 @@ enum Command {
     /// Read the library database of analysed files: export a summary table, or query moods.
     #[command(subcommand)]
     Library(library::LibraryCommand),
+}
+
+/// The arguments of `train` or `eval`, taken as they come: those commands are the
+/// `moodscope-train` binary's.
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct ElsewhereArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<std::ffi::OsString>,
+}
+
+/// Says where `train` and `eval` are: the `moodscope-train` binary, kept apart so that a first
+/// run does not compile training's numeric library (candle).
+fn in_the_training_binary(command: &str) -> Outcome {
+    eprintln!(
+        "moodscope: `{command}` is the `moodscope-train` binary's (training is built apart, so \
+         that installing Moodscope does not compile candle). Run `cargo moodscope-{command} \
+         ARGS...` with the same arguments; its first run compiles the trainer, about 2 minutes \
+         on 2 cores, on top of this build."
+    );
+    Outcome::Failed
 }
 
 /// Exit status of a run.
@@ -100,8 +122,8 @@ pub fn main() -> ExitCode {
     let outcome = match command {
         Command::Analyze(args) => analyze::run(args, &models),
         Command::Features(args) => features_cmd::run(args),
-        Command::Train(args) => train_cmd::run(args, &models),
-        Command::Eval(args) => eval_cmd::run(args, &models),
+        Command::Train(_) => in_the_training_binary("train"),
+        Command::Eval(_) => in_the_training_binary("eval"),
         Command::Tag(args) => tag::run(args, &models),
         Command::Models(_) | Command::Library(_) => unreachable!("handled above"),
     };
@@ -109,12 +131,12 @@ pub fn main() -> ExitCode {
 }
 
 /// Prints one error line for `subject` (a file, usually) on stderr.
-pub(crate) fn report_error(subject: &std::path::Path, reason: impl std::fmt::Display) {
+pub fn report_error(subject: &std::path::Path, reason: impl std::fmt::Display) {
     eprintln!("moodscope: {}: {reason}", subject.display());
 }
 
 /// Parses a window hop given in seconds (0.01 s steps, at most 0.96 s) into STFT frames.
-pub(crate) fn hop_frames(seconds: f64) -> Result<usize, String> {
+pub fn hop_frames(seconds: f64) -> Result<usize, String> {
     let frames = (seconds * 100.0).round();
     if !(1.0..=crate::features::PATCH_FRAMES as f64).contains(&frames)
         || (frames / 100.0 - seconds).abs() > 1e-6
@@ -126,6 +148,6 @@ pub(crate) fn hop_frames(seconds: f64) -> Result<usize, String> {
     Ok(frames as usize)
 }
 
-fn parse_backbone(s: &str) -> Result<BackboneKind, String> {
+pub fn parse_backbone(s: &str) -> Result<BackboneKind, String> {
     s.parse()
 }

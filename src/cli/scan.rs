@@ -45,7 +45,7 @@ pub struct AnalysisArgs {
     /// Read YAMNet's own mood classes as they are, without the calibration.
     #[arg(long)]
     pub uncalibrated: bool,
-    /// A head written by `moodscope train` (its .json file), instead of the mood set's readout.
+    /// A head written by `cargo moodscope-train` (its .json file), instead of the mood set's readout.
     #[arg(long, value_name = "HEAD.json", conflicts_with = "uncalibrated")]
     pub head: Option<PathBuf>,
     /// Threads running the backbone for one file (when one file is analysed at a time).

@@ -212,7 +212,7 @@ pub struct MoodscopeParams {
     pub moods: EnumParam<MoodSetParam>,
     #[id = "head"]
     pub head: EnumParam<HeadParam>,
-    /// Path of a head file written by `moodscope train` (`NAME.json`), used when `head` is
+    /// Path of a head file written by `cargo moodscope-train` (`NAME.json`), used when `head` is
     /// `File`. Not a parameter (hosts cannot automate paths); saved with the session.
     #[persist = "head-file"]
     pub head_file: Arc<RwLock<Option<PathBuf>>>,

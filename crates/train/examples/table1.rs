@@ -11,7 +11,7 @@
 //! `--export` the heads trained on the whole file: `audioset-moods4` and `audioset-moods6` (the
 //! heads that ship), `audioset-study-{logistic,lstm1,lstm3}` (the study's heads), each
 //! `NAME.onnx` + `NAME.json`, and `RESULTS.md` (into `--figures` with `--no-export`).
-//! `moodscope train --audioset FILE` runs the same experiment.
+//! `cargo moodscope-train --audioset FILE` runs the same experiment.
 
 use std::path::PathBuf;
 use std::time::Instant;

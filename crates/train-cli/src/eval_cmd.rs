@@ -1,4 +1,4 @@
-//! `moodscope eval --head HEAD.json DATA`: a trained head and labelled data it may never have
+//! `moodscope-train eval --head HEAD.json DATA`: a trained head and labelled data it may never have
 //! seen in; its figures out (accuracy with a 95% interval, macro-F1, the confusion matrix, and
 //! per-window accuracy with every clip played back to back as one stream), printed, and the
 //! confusion matrix as PNG with `--figures`.
@@ -15,10 +15,11 @@ use clap::Args;
 use moodscope_train::audioset::{self, ClassLabels};
 use moodscope_train::{evaluate, plot_confusion, Dataset, EvalReport, MoodSet, StreamingHead};
 
-use super::train_cmd::{embed_folders, list_label_folders, load_backbone};
-use super::{hop_frames, Outcome};
-use crate::backbone::BackboneKind;
-use crate::models::ModelDir;
+use moodscope::backbone::BackboneKind;
+use moodscope::cli::{hop_frames, Outcome};
+use moodscope::models::ModelDir;
+
+use crate::train_cmd::{embed_folders, list_label_folders, load_backbone};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -203,9 +204,9 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::backbone::BackboneOutput;
-    use crate::engine::VGGISH_HEAD_FOUR as DEFAULT_VGGISH_HEAD;
-    use crate::head::{MoodHead, TrainedHead, MOODS};
+    use moodscope::backbone::BackboneOutput;
+    use moodscope::engine::VGGISH_HEAD_FOUR as DEFAULT_VGGISH_HEAD;
+    use moodscope::head::{MoodHead, TrainedHead, MOODS};
 
     #[derive(Parser)]
     struct EvalCli {
@@ -213,8 +214,9 @@ mod tests {
         args: EvalArgs,
     }
 
+    /// The repository's root (models, and `../shared` beside it).
     fn root() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
     }
 
     fn audioset_file() -> std::path::PathBuf {
@@ -241,7 +243,7 @@ mod tests {
                         embedding: embedding.clone(),
                         scores: None,
                     },
-                    &crate::cues::WindowCues::default(),
+                    &moodscope::cues::WindowCues::default(),
                 )
                 .unwrap();
             let expected = reference.step(embedding).unwrap();

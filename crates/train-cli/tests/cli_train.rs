@@ -1,4 +1,4 @@
-//! `moodscope train` and `moodscope eval` end to end on real music: a user's folder with one
+//! `moodscope-train train` and `moodscope-train eval` end to end on real music: a user's folder with one
 //! subfolder of audio files per label (excerpts of freely licensed HyperRogue tracks, plus a file
 //! that is not audio), embedded by the installed YAMNet, a head trained and cross-validated by
 //! the same code as the shipped AudioSet heads, then loaded by `analyze --head` and measured by
@@ -10,16 +10,52 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use common::{music, write_wav};
 
-fn models() -> PathBuf {
-    common::installed_models("yamnet.onnx")
+/// The repository's root (models, and `../shared` beside it).
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
+fn models() -> PathBuf {
+    let dir = std::env::var_os("MOODSCOPE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models"));
+    assert!(
+        dir.join("yamnet.onnx").is_file(),
+        "no yamnet.onnx in {}: run `cargo xtask install-models`",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs this package's `moodscope-train`.
+fn moodscope_train(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_moodscope-train"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .expect("run moodscope-train")
+}
+
+/// Runs the `moodscope` tool of the same build (the root package's binary, built beside this
+/// test by `cargo test --workspace`).
 fn moodscope(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_moodscope"))
+    let test = std::env::current_exe().expect("the test's own path");
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let tool = profile_dir.join("moodscope");
+    assert!(
+        tool.is_file(),
+        "{} is missing: build it with `cargo build --features cli --bin moodscope` \
+         (`cargo test --workspace --features moodscope/cli` does)",
+        tool.display()
+    );
+    Command::new(tool)
         .args(args.iter().map(|a| a.as_ref()))
         .output()
         .expect("run moodscope")
@@ -74,7 +110,7 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     std::fs::create_dir_all(data.join("empty")).unwrap();
 
     let out_dir = work.path().join("heads");
-    let train = moodscope(&[
+    let train = moodscope_train(&[
         &"train",
         &"--models",
         &models,
@@ -151,7 +187,7 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
     }
 
     // `eval` measures the head on labelled folders, reporting the same figures.
-    let eval = moodscope(&[&"eval", &"--models", &models, &"--head", &head, &data]);
+    let eval = moodscope_train(&[&"eval", &"--models", &models, &"--head", &head, &data]);
     let report = String::from_utf8_lossy(&eval.stdout);
     assert!(
         report.contains("macro-F1") && report.contains("bright"),
@@ -162,16 +198,15 @@ fn train_on_your_own_music_then_analyze_and_eval_with_the_head() {
 
 #[test]
 fn eval_measures_the_shipped_head_on_audioset_records() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/audioset/audioset_moods_bal_train.tfrecord");
+    let data = root().join("../shared/data/audioset/audioset_moods_bal_train.tfrecord");
     assert!(
         data.is_file(),
         "{}: ../shared/data/audioset is missing",
         data.display()
     );
-    let head = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads/audioset-moods4.json");
+    let head = root().join("models/heads/audioset-moods4.json");
     let figures = tempfile::tempdir().unwrap();
-    let eval = moodscope(&[
+    let eval = moodscope_train(&[
         &"eval",
         &"--head",
         &head,

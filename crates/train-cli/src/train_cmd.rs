@@ -1,6 +1,6 @@
-//! `moodscope train`: labelled audio in (one subfolder of audio files per label), a trained head
+//! `moodscope-train train`: labelled audio in (one subfolder of audio files per label), a trained head
 //! (`NAME.onnx` + `NAME.json`, loadable by `analyze --head` and the plugin), its cross-validated
-//! figures (printed, and as PNG) out. `moodscope train --audioset FILE [--moods 4|6]` instead
+//! figures (printed, and as PNG) out. `moodscope-train train --audioset FILE [--moods 4|6]` instead
 //! reruns the study's Table 1 (four moods) and the six-mood set (with Calm) on AudioSet's
 //! released embeddings by nested cross-validation and exports the AudioSet heads that ship.
 //!
@@ -22,12 +22,12 @@ use moodscope_train::{
     Dataset, EmbeddingSource, HeadKind, HeadSpec, MoodSet, Progress, Sequence,
 };
 
-use super::{hop_frames, parse_backbone, report_error, Outcome};
-use crate::backbone::{self, Backbone, BackboneKind};
-use crate::decode::{read_mono_file, AUDIO_EXTENSIONS};
-use crate::engine::SAMPLE_LIMIT;
-use crate::features::{self, FrontEnd, FrontEndConfig};
-use crate::models::ModelDir;
+use moodscope::backbone::{self, Backbone, BackboneKind};
+use moodscope::cli::{hop_frames, parse_backbone, report_error, Outcome};
+use moodscope::decode::{read_mono_file, AUDIO_EXTENSIONS};
+use moodscope::engine::SAMPLE_LIMIT;
+use moodscope::features::{self, FrontEnd, FrontEndConfig};
+use moodscope::models::ModelDir;
 
 /// Which head to train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -362,7 +362,7 @@ pub(super) fn embed_file(
     // backbone's batched plan at a time (the same bits as one window at a time,
     // `Backbone::embed_batch`).
     let batch = backbone.kind().batch_windows();
-    crate::engine::embed_all(backbone, patches, threads, batch)
+    moodscope::engine::embed_all(backbone, patches, threads, batch)
         .into_iter()
         .map(|o| o.map(|o| o.embedding).map_err(|e| e.to_string()))
         .collect()
@@ -586,7 +586,7 @@ pub(super) fn write_figures(report: &CvReport, dir: &Path) -> Result<(), String>
 mod tests {
     //! End to end on real music (Debian's `hyperrogue-music`) with the installed YAMNet: excerpts
     //! of four tracks in two label folders (plus an empty label, an unreadable file and a stray
-    //! text file) → `moodscope train` → a head that the engine loads and `moodscope eval`
+    //! text file) → `moodscope-train train` → a head that the engine loads and `moodscope-train eval`
     //! measures on later excerpts of the same tracks. A missing model or music file fails the
     //! test; it never skips.
 
@@ -594,9 +594,9 @@ mod tests {
 
     use clap::Parser;
 
-    use super::super::eval_cmd::{self, EvalArgs};
     use super::*;
-    use crate::engine::{Analyser, AnalyserConfig, HeadChoice};
+    use crate::eval_cmd::{self, EvalArgs};
+    use moodscope::engine::{Analyser, AnalyserConfig, HeadChoice};
 
     const MUSIC: &str = "/usr/share/hyperrogue/music";
 
@@ -613,8 +613,8 @@ mod tests {
     }
 
     fn models() -> ModelDir {
-        let models = ModelDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-        if let Err(e) = models.file(crate::models::YAMNET_ONNX) {
+        let models = ModelDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+        if let Err(e) = models.file(moodscope::models::YAMNET_ONNX) {
             panic!("{e}");
         }
         models

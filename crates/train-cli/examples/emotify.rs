@@ -2,8 +2,8 @@
 //! calibration; and the calibration itself (`models/calibration/yamnet-emotify.json`).
 //!
 //! ```sh
-//! cargo run --release --features cli --example emotify -- --data ../shared/data/emotify
-//! cargo run --release --features cli --example emotify -- --write   # refit and write the file
+//! cargo run --release -p moodscope-train-cli --example emotify -- --data ../shared/data/emotify
+//! cargo run --release -p moodscope-train-cli --example emotify -- --write   # refit and write the file
 //! ```
 //!
 //! In: Emotify's 400 one-minute excerpts (classical, rock, electronic, pop) and its listeners'
@@ -1606,7 +1606,7 @@ fn write_calibration(
             "windows": "every 0.48 s window of an excerpt carries its excerpt's label, weighted so that each excerpt counts once and each side of an axis as much as the other",
             "penalty": {"arousal": penalty.0, "valence": penalty.1},
             "penalty_chosen_by": "per axis, the least balanced log-loss over leave-one-genre-out folds of the four genres, from 1e-4, 1e-3, 1e-2, 1e-1 (L2 on standardised weights)",
-            "command": "cargo run --release --features cli --example emotify -- --write",
+            "command": "cargo run --release -p moodscope-train-cli --example emotify -- --write",
         }),
     );
     extra.insert("figures".into(), report.figures.clone());
