@@ -2,8 +2,8 @@
 //! heads is the `moodscope-train` binary's (`crates/train-cli`), built on this same library;
 //! `moodscope train|eval` say so.
 //!
-//! In: arguments and audio files (or AudioSet TFRecords for training). Out: mood timelines
-//! (CSV/JSON), log-mel patches (`.npy`), trained heads and their reports. Every subcommand runs
+//! In: arguments and audio files. Out: mood timelines (CSV/JSON), log-mel patches (`.npy`),
+//! mood tags, the library database and its tables, installed models. Every subcommand runs
 //! the same core as the plugin (`engine`, `features`, `backbone`, `head`).
 //! Errors are one clear line on stderr naming the file and the reason; a batch carries on past a
 //! bad file and the exit code says something failed (1), or that nothing could run (2).
@@ -32,10 +32,8 @@ use crate::models::ModelDir;
     about = "How does this music feel? Happy, Sad, Calm, Angry or Scary, window by window."
 )]
 struct Cli {
-    /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or
-    /// ~/.local/share/moodscope/models).
-    #[arg(long, global = true, value_name = "DIR")]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    models: ModelsArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,9 +45,6 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write a file's 96x64 log-mel patches as a float32 .npy array [patches, 96, 64].
     Features(features_cmd::FeaturesArgs),
-    /// Train a mood head on your own labelled audio (one subfolder per label), report its
-    /// cross-validated figures and write it for `analyze --head` and the plugin; or, with
-    /// --audioset, rerun the study's Table 1 on AudioSet's released embeddings.
     /// Train a mood head: `cargo moodscope-train` (the `moodscope-train` binary).
     Train(ElsewhereArgs),
     /// Measure a trained head: `cargo moodscope-eval` (the `moodscope-train` binary).
@@ -65,11 +60,27 @@ enum Command {
     Library(library::LibraryCommand),
 }
 
+/// `--models DIR`, for `moodscope` and `moodscope-train` alike.
+#[derive(Debug, clap::Args)]
+pub struct ModelsArg {
+    /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or
+    /// ~/.local/share/moodscope/models).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+}
+
+impl ModelsArg {
+    /// The folder given, else the first of the default places (`ModelDir::locate`).
+    pub fn dir(self) -> ModelDir {
+        self.models.map_or_else(ModelDir::locate, ModelDir::new)
+    }
+}
+
 /// The arguments of `train` or `eval`, taken as they come: those commands are the
 /// `moodscope-train` binary's.
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
-pub struct ElsewhereArgs {
+struct ElsewhereArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     args: Vec<std::ffi::OsString>,
 }
@@ -111,14 +122,13 @@ impl From<Outcome> for ExitCode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
-        Command::Models(command) => return models_cmd::run(command, cli.models.as_deref()).into(),
+        Command::Models(command) => {
+            return models_cmd::run(command, cli.models.models.as_deref()).into()
+        }
         Command::Library(command) => return library::run(command).into(),
         command => command,
     };
-    let models = cli
-        .models
-        .map(ModelDir::new)
-        .unwrap_or_else(ModelDir::locate);
+    let models = cli.models.dir();
     let outcome = match command {
         Command::Analyze(args) => analyze::run(args, &models),
         Command::Features(args) => features_cmd::run(args),

@@ -18,11 +18,21 @@ pub fn music(name: &str) -> PathBuf {
     path
 }
 
+/// The repository's root: the test's package folder or the nearest one above it with the
+/// workspace's `Cargo.lock` (this module also serves `crates/train-cli`'s tests).
+pub fn repository_root() -> &'static Path {
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(package)
+}
+
 /// The installed models (`MOODSCOPE_MODELS`, else `models/`), which must hold `file`.
 pub fn installed_models(file: &str) -> PathBuf {
     let dir = std::env::var_os("MOODSCOPE_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+        .unwrap_or_else(|| repository_root().join("models"));
     assert!(
         dir.join(file).is_file(),
         "no {file} in {}: run `cargo xtask install-models`",

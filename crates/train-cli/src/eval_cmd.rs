@@ -1,5 +1,5 @@
-//! `moodscope-train eval --head HEAD.json DATA`: a trained head and labelled data it may never have
-//! seen in; its figures out (accuracy with a 95% interval, macro-F1, the confusion matrix, and
+//! `moodscope-train eval --head HEAD.json DATA`: a trained head and labelled data it may never
+//! have seen in; its figures out (accuracy with a 95% interval, macro-F1, the confusion matrix, and
 //! per-window accuracy with every clip played back to back as one stream), printed, and the
 //! confusion matrix as PNG with `--figures`.
 //!

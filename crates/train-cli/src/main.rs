@@ -12,23 +12,20 @@
 mod eval_cmd;
 mod train_cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moodscope::models::ModelDir;
+use moodscope::cli::ModelsArg;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "moodscope-train",
     version,
-    about = "Train Moodscope's mood heads on your own labelled music (or AudioSet's embeddings), and measure them."
+    about = "Train Moodscope's mood heads on your labelled music or AudioSet's, and measure them."
 )]
 struct Cli {
-    /// Folder with the installed model files (default: $MOODSCOPE_MODELS, ./models, or
-    /// ~/.local/share/moodscope/models).
-    #[arg(long, global = true, value_name = "DIR")]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    models: ModelsArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,10 +42,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let models = cli
-        .models
-        .map(ModelDir::new)
-        .unwrap_or_else(ModelDir::locate);
+    let models = cli.models.dir();
     match cli.command {
         Command::Train(args) => train_cmd::run(args, &models),
         Command::Eval(args) => eval_cmd::run(args, &models),

@@ -1,8 +1,9 @@
-//! `moodscope-train train`: labelled audio in (one subfolder of audio files per label), a trained head
-//! (`NAME.onnx` + `NAME.json`, loadable by `analyze --head` and the plugin), its cross-validated
-//! figures (printed, and as PNG) out. `moodscope-train train --audioset FILE [--moods 4|6]` instead
-//! reruns the study's Table 1 (four moods) and the six-mood set (with Calm) on AudioSet's
-//! released embeddings by nested cross-validation and exports the AudioSet heads that ship.
+//! `moodscope-train train`: labelled audio in (one subfolder of audio files per label), a trained
+//! head (`NAME.onnx` + `NAME.json`, loadable by `analyze --head` and the plugin), its
+//! cross-validated figures (printed, and as PNG) out. `moodscope-train train --audioset FILE
+//! [--moods 4|6]` instead reruns the study's Table 1 (four moods) and the six-mood set (with
+//! Calm) on AudioSet's released embeddings by nested cross-validation and exports the AudioSet
+//! heads that ship.
 //!
 //! The audio is embedded by the same front end and backbone as `analyze` (YAMNet by default),
 //! one embedding per window; the head is trained by `moodscope-train`, the same code that trained
@@ -586,8 +587,8 @@ pub(super) fn write_figures(report: &CvReport, dir: &Path) -> Result<(), String>
 mod tests {
     //! End to end on real music (Debian's `hyperrogue-music`) with the installed YAMNet: excerpts
     //! of four tracks in two label folders (plus an empty label, an unreadable file and a stray
-    //! text file) → `moodscope-train train` → a head that the engine loads and `moodscope-train eval`
-    //! measures on later excerpts of the same tracks. A missing model or music file fails the
+    //! text file) → `moodscope-train train` → a head that the engine loads and `moodscope-train
+    //! eval` measures on later excerpts of the same tracks. A missing model or music file fails the
     //! test; it never skips.
 
     use std::path::{Path, PathBuf};

@@ -1,8 +1,9 @@
-//! `moodscope-train train` and `moodscope-train eval` end to end on real music: a user's folder with one
-//! subfolder of audio files per label (excerpts of freely licensed HyperRogue tracks, plus a file
-//! that is not audio), embedded by the installed YAMNet, a head trained and cross-validated by
-//! the same code as the shipped AudioSet heads, then loaded by `analyze --head` and measured by
-//! `eval`; and `eval` of the shipped AudioSet head on a TFRecord file of released embeddings.
+//! `moodscope-train train` and `moodscope-train eval` end to end on real music: a user's folder
+//! with one subfolder of audio files per label (excerpts of freely licensed HyperRogue tracks,
+//! plus a file that is not audio), embedded by the installed YAMNet, a head trained and
+//! cross-validated by the same code as the shipped AudioSet heads, then loaded by `analyze
+//! --head` and measured by `eval`; and `eval` of the shipped AudioSet head on a TFRecord file of
+//! released embeddings.
 //!
 //! Needs `cargo xtask install-models`, `apt-get install hyperrogue-music`, and (for the TFRecord
 //! part) `../shared/data/audioset` beside the repository.
@@ -13,23 +14,10 @@ use std::process::{Command, Output};
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use common::{music, write_wav};
-
-/// The repository's root (models, and `../shared` beside it).
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use common::{music, repository_root as root, write_wav};
 
 fn models() -> PathBuf {
-    let dir = std::env::var_os("MOODSCOPE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models"));
-    assert!(
-        dir.join("yamnet.onnx").is_file(),
-        "no yamnet.onnx in {}: run `cargo xtask install-models`",
-        dir.display()
-    );
-    dir
+    common::installed_models("yamnet.onnx")
 }
 
 /// Runs this package's `moodscope-train`.
