@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-/// Each package (name and version) of one build with the feature sets it is built with.
-fn feature_sets(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+/// Each package (name and version) of one build with the feature sets it is built with; `edges`
+/// says which dependencies count (`normal,build` for binaries, `normal,build,dev` for examples
+/// and tests, which also build the package's dev-dependencies).
+fn feature_sets(edges: &str, args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .args(["tree", "--locked", "-e", "normal,build", "--prefix", "none"])
+        .args(["tree", "--locked", "-e", edges, "--prefix", "none"])
         .args(["--format", "{p}|{f}"])
         .args(args)
         .output()
@@ -48,25 +50,39 @@ fn feature_sets(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
     sets
 }
 
-#[test]
-fn the_tool_and_the_training_build_share_every_common_crate_as_built() {
-    let tool = feature_sets(&["--package", "moodscope", "--features", "cli"]);
-    let training = feature_sets(&["--package", "moodscope-train-cli"]);
-    let differing: Vec<String> = tool
-        .iter()
+/// The crates both builds contain whose feature sets differ, one line each.
+fn differing(
+    tool: &BTreeMap<String, BTreeSet<String>>,
+    training: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<String> {
+    tool.iter()
         .filter_map(|(id, features)| {
             let other = training.get(id)?;
             (other != features).then(|| {
                 format!("{id}: the tool builds it with {features:?}, training with {other:?}")
             })
         })
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "pin these crates' features in crates/workspace-hack/Cargo.toml (the training build's \
-         set):\n{}",
-        differing.join("\n")
+        .collect()
+}
+
+#[test]
+fn the_tool_and_the_training_build_share_every_common_crate_as_built() {
+    let tool = feature_sets(
+        "normal,build",
+        &["--package", "moodscope", "--features", "cli"],
     );
+    let training = feature_sets("normal,build", &["--package", "moodscope-train-cli"]);
+    // The training examples (`--example table1`, `emotify`) and tests add its dev-dependencies.
+    let training_examples = feature_sets("normal,build,dev", &["--package", "moodscope-train-cli"]);
+    for (build, sets) in [("binary", &training), ("examples", &training_examples)] {
+        let differing = differing(&tool, sets);
+        assert!(
+            differing.is_empty(),
+            "pin these crates' features in crates/workspace-hack/Cargo.toml (the training \
+             {build} build's set):\n{}",
+            differing.join("\n")
+        );
+    }
     // Training adds its own crates: candle is in its build, not in the tool's.
     let has_candle = |sets: &BTreeMap<String, BTreeSet<String>>| {
         sets.keys().any(|id| id.starts_with("candle-core "))

@@ -11,7 +11,7 @@
 //! family's candidate chosen by the same selection procedure on all clips ([`nested::select`]),
 //! trained on all clips.
 //!
-//! `cargo run -p moodscope-train --release --example table1` runs it; `cargo moodscope-train
+//! `cargo run --release -p moodscope-train-cli --example table1` runs it; `cargo moodscope-train
 //! --audioset FILE` calls [`run`].
 
 use std::fmt;

@@ -16,7 +16,7 @@
 //! - [`calibration`]: the few constants of a calibrated readout (logistic axes, offsets), fitted
 //!   on windows with their clip's label, and the figures of agreement (rank correlation, AUC).
 //! - [`experiment`]: the study's Table 1 and the six-mood set rerun by nested cross-validation,
-//!   the ship decision, figures, and the exported AudioSet heads (`examples/table1.rs`).
+//!   the ship decision, figures, and the exported AudioSet heads (`crates/train-cli/examples/table1.rs`).
 
 pub mod audioset;
 pub mod calibration;

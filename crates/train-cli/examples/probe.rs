@@ -1,11 +1,11 @@
 //! Cross-validates one head recipe with changed settings, for exploring (the numbers behind the
 //! presets `HeadSpec::streaming_lstm` and `HeadSpec::clip_mean_logistic`). Figures from picking
 //! the best of several probes on the same folds are optimistic: what ships is chosen and
-//! measured by nested cross-validation (`examples/table1.rs`).
+//! measured by nested cross-validation (`crates/train-cli/examples/table1.rs`).
 //!
 //! ```text
-//! cargo run -p moodscope-train --release --example probe -- RECIPE SEEDS [KEY=VALUE...]
-//! cargo run -p moodscope-train --release --example probe -- streaming 3 ens=1 epochs=15
+//! cargo run --release -p moodscope-train-cli --example probe -- RECIPE SEEDS [KEY=VALUE...]
+//! cargo run --release -p moodscope-train-cli --example probe -- streaming 3 ens=1 epochs=15
 //! ```
 //!
 //! RECIPE: `logistic`, `lstm1`, `lstm3`, `mean` (clip-mean logistic regression) or `streaming`.

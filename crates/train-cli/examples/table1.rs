@@ -3,8 +3,8 @@
 //! the heads out.
 //!
 //! ```text
-//! cargo run -p moodscope-train --release --example table1
-//! cargo run -p moodscope-train --release --example table1 -- --moods 4 --seeds 1 --no-export
+//! cargo run --release -p moodscope-train-cli --example table1
+//! cargo run --release -p moodscope-train-cli --example table1 -- --moods 4 --seeds 1 --no-export
 //! ```
 //!
 //! Writes `confusion-moods*-*.png` and `nested-reports.json` into `--figures`, and into
@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     }
     let export = (!args.no_export).then(|| args.export.clone());
     let command =
-        std::iter::once("cargo run -p moodscope-train --release --example table1".to_owned())
+        std::iter::once("cargo run --release -p moodscope-train-cli --example table1".to_owned())
             .chain(
                 std::env::args()
                     .skip(1)
