@@ -59,7 +59,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -280,7 +280,8 @@ fn set_field(state: &mut serde_json::Value, id: &str, text: &str) {
 struct OscReceiver {
     port: u16,
     done: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<OscMessage>>,
+    messages: Arc<Mutex<Vec<OscMessage>>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl OscReceiver {
@@ -291,30 +292,43 @@ impl OscReceiver {
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let done = Arc::new(AtomicBool::new(false));
+        let messages = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let done = done.clone();
+            let messages = messages.clone();
             std::thread::spawn(move || {
-                let mut messages = Vec::new();
                 let mut buffer = [0u8; 2048];
                 while !done.load(Ordering::SeqCst) {
                     if let Ok(len) = socket.recv(&mut buffer) {
                         if let Ok((_, OscPacket::Message(m))) =
                             rosc::decoder::decode_udp(&buffer[..len])
                         {
-                            messages.push(m);
+                            messages.lock().unwrap().push(m);
                         }
                     }
                 }
-                messages
             })
         };
-        Self { port, done, thread }
+        Self {
+            port,
+            done,
+            messages,
+            thread,
+        }
+    }
+
+    /// Forgets what has arrived so far, once the sender's last datagrams are in: a crashed
+    /// export's moods, before it is run again.
+    fn discard(&self) {
+        std::thread::sleep(Duration::from_millis(300));
+        self.messages.lock().unwrap().clear();
     }
 
     fn stop(self) -> Vec<OscMessage> {
         std::thread::sleep(Duration::from_millis(300));
         self.done.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap()
+        self.thread.join().unwrap();
+        std::mem::take(&mut *self.messages.lock().unwrap())
     }
 }
 
@@ -739,8 +753,9 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
 
     // Render.
     // Each render logs its windows to `SNAPSHOT-%n.csv`. Ardour's own export crashes are
-    // retried (see `ardour_export_crashed`), up to three attempts, and reported.
-    let render = |snapshot: &str| -> (Audio, String) {
+    // retried (see `ardour_export_crashed`), up to three attempts, and reported; `before_retry`
+    // forgets what the crashed attempt left behind outside its logs (its OSC messages).
+    let render = |snapshot: &str, before_retry: &dyn Fn()| -> (Audio, String) {
         let out = dir.path().join(format!("{snapshot}.wav"));
         let log = dir.path().join(format!("{snapshot}-%n.csv"));
         let env = [("MOODSCOPE_WINDOW_LOG", log.as_path())];
@@ -764,6 +779,7 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
                     finished.status,
                     finished.stderr.lines().last().unwrap_or("")
                 );
+                before_retry();
                 continue;
             }
             check_finished(EXPORT, &args, &finished);
@@ -778,9 +794,9 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
         }
         unreachable!()
     };
-    let (wet, wet_stderr) = render(name);
+    let (wet, wet_stderr) = render(name, &|| osc.discard());
     let messages = osc.stop();
-    let (dry, _) = render("dry");
+    let (dry, _) = render("dry", &|| ());
 
     // The audio.
     assert_eq!(wet.rate, RATE);
@@ -910,7 +926,7 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
     );
 
     // Bypassed in Ardour, analysing (the default): the same audio, the same analysis.
-    let (bypassed, _) = render("bypassed");
+    let (bypassed, _) = render("bypassed", &|| ());
     assert_same_render(&bypassed, &dry, &music, "bypassed");
     let bypassed_log = render_log(dir.path(), "bypassed");
     assert_eq!(
@@ -927,7 +943,7 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
         "bypassed in Ardour",
     );
     // Bypassed with "Analyse while bypassed" off: the same audio, nothing analysed.
-    let (paused, paused_stderr) = render("bypassed-paused");
+    let (paused, paused_stderr) = render("bypassed-paused", &|| ());
     assert_same_render(&paused, &dry, &music, "bypassed, not analysing");
     assert!(
         logs(dir.path(), "bypassed-paused").is_empty(),
