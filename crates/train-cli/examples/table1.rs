@@ -81,14 +81,7 @@ fn main() -> anyhow::Result<()> {
     }
     let export = (!args.no_export).then(|| args.export.clone());
     let command =
-        std::iter::once("cargo run --release -p moodscope-train-cli --example table1".to_owned())
-            .chain(
-                std::env::args()
-                    .skip(1)
-                    .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
-            )
-            .collect::<Vec<_>>()
-            .join(" ");
+        experiment::command_line("cargo run --release -p moodscope-train-cli --example table1");
     let options = ExperimentOptions {
         data: args.data.clone(),
         class_labels,

@@ -194,14 +194,8 @@ fn run_audioset(args: &TrainArgs, data: &Path) -> Outcome {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("models/heads"));
-    let command = std::iter::once("moodscope".to_owned())
-        .chain(
-            std::env::args()
-                .skip(1)
-                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The binary's own name: `moodscope train` only says where training went.
+    let command = experiment::command_line("moodscope-train");
     let options = ExperimentOptions {
         data: data.to_owned(),
         class_labels,

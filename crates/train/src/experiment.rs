@@ -291,6 +291,19 @@ pub enum ExperimentError {
     },
 }
 
+/// This process's command line as `program` and its arguments (those with a space quoted), for
+/// [`ExperimentOptions::command`].
+pub fn command_line(program: &str) -> String {
+    std::iter::once(program.to_owned())
+        .chain(
+            std::env::args()
+                .skip(1)
+                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// SHA-256 of a file (empty for a folder).
 pub fn file_sha256(path: &Path) -> Result<String, ExperimentError> {
     if path.is_dir() {
