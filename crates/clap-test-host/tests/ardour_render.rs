@@ -826,6 +826,24 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
     };
     eprintln!("Ardour's export ran Moodscope in {mode}");
     let log = render_log(dir.path(), name);
+    // Dropped audio first: it would also make the windows differ from `analyze`'s, and the
+    // lead search below would fail without saying why.
+    assert!(
+        wet_stderr.matches("falling behind").count() == 0,
+        "Moodscope reported dropped audio during the export:\n{}",
+        tail(&wet_stderr, 3000)
+    );
+    if let Some(row) = log
+        .rows
+        .iter()
+        .find(|r| r.audio_end_seconds != r.end_seconds)
+    {
+        panic!(
+            "Moodscope dropped audio during the export: window {} ends at {} s of the stream \
+             but at {} s of the audio",
+            row.window, row.end_seconds, row.audio_end_seconds
+        );
+    }
     let lead = find_lead(&music, &log);
     eprintln!(
         "Ardour's transport rolled {lead} frames before the music reached Moodscope (its latency \
@@ -840,11 +858,6 @@ fn ardour_renders_moodscope_untouched_analysing_every_window() {
         &readings,
         seconds,
         "Ardour's export",
-    );
-    assert!(
-        wet_stderr.matches("falling behind").count() == 0,
-        "Moodscope reported dropped audio during the export:\n{}",
-        tail(&wet_stderr, 3000)
     );
 
     // OSC: every mood received is a published one, in order. One mood: the labels, dominant,
