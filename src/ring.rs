@@ -178,10 +178,12 @@ impl RingReader {
         self.consumer.occupied_len()
     }
 
-    /// Samples that have arrived since the ring was made (read, dropped or waiting): the stream's
-    /// clock as the writer has advanced it.
+    /// Samples that have arrived since the ring was made (read, dropped, waiting, or offered
+    /// while the ring was full): the stream's clock as the host has advanced it.
     pub fn arrived(&self) -> u64 {
-        self.popped + self.consumer.occupied_len() as u64
+        self.popped
+            + self.consumer.occupied_len() as u64
+            + self.shared.overrun.load(Ordering::Relaxed)
     }
 
     /// While `true`, the writer waits for room instead of dropping (the host renders faster than
@@ -236,6 +238,19 @@ mod tests {
             }
         );
         assert_eq!(&out[..30], &ramp(50, 30)[..], "the newest audio is kept");
+    }
+
+    #[test]
+    fn arrived_counts_what_the_writer_could_not_queue() {
+        // The worker's pace meter reads `arrived`: a ring that filled up must not hide how fast
+        // the host delivers.
+        let (mut w, mut r) = sample_ring(16);
+        w.push(&ramp(0, 40));
+        assert_eq!((w.overrun(), r.arrived()), (24, 40));
+        let mut out = [0.0; 16];
+        r.read(&mut out, 16);
+        w.push(&ramp(40, 4));
+        assert_eq!(r.arrived(), 44);
     }
 
     #[test]

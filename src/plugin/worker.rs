@@ -14,6 +14,9 @@
 //! `PACE_TIME_CONSTANT` time constant, so block bursts and model loads of a live stream never
 //! count), and while it does the worker drops nothing and the audio thread waits for room in the
 //! ring (`RingReader::set_writer_waits`): every window is analysed, as in an offline render.
+//! The models load on a thread of their own (`SessionLoad`) while the worker goes on measuring
+//! the pace, so such a render that starts at activation waits for them rather than overrunning
+//! the ring while they load.
 //!
 //! Denormals: the worker thread flushes them to zero for its whole life, as `process()` does for
 //! each call (`realtime::flush_denormals_on_this_thread`), so that the analysis runs in the same
@@ -538,6 +541,7 @@ fn run(
             Ok(Control::Reload) => {
                 if let Some(stream) = &mut stream {
                     stream.session = None;
+                    stream.loading = None;
                     stream.retry_at = Instant::now();
                 }
             }
@@ -569,6 +573,75 @@ fn run(
     }
 }
 
+/// A `Session` built on a thread of its own, so that the worker keeps measuring the pace (and
+/// a host rendering faster than real time is told to wait) while the models load.
+struct SessionLoad {
+    outcome: Receiver<Result<Session, String>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SessionLoad {
+    fn start(
+        settings: AnalysisSettings,
+        sample_rate: u32,
+        models: ModelDir,
+        published: Arc<Published>,
+        params: Arc<MoodscopeParams>,
+    ) -> Self {
+        let (sender, outcome) = crossbeam_channel::bounded(1);
+        let load = move || {
+            super::realtime::flush_denormals_on_this_thread();
+            let built = catch_unwind(AssertUnwindSafe(|| {
+                Session::new(&settings, sample_rate, &models, published, params)
+            }));
+            let _ = sender.send(match built {
+                Ok(session) => session.map_err(|e| e.to_string()),
+                Err(payload) => Err(format!(
+                    "Loading the analysis stopped on an internal error ({})",
+                    panic_message(payload.as_ref())
+                )),
+            });
+        };
+        match std::thread::Builder::new()
+            .name("moodscope-model-load".into())
+            .spawn(load)
+        {
+            Ok(thread) => Self {
+                outcome,
+                thread: Some(thread),
+            },
+            Err(e) => {
+                let (sender, outcome) = crossbeam_channel::bounded(1);
+                let _ = sender.send(Err(format!("No thread to load the models on ({e})")));
+                Self {
+                    outcome,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// The session, or why there is none, once the load has finished.
+    fn outcome(&self) -> Option<Result<Session, String>> {
+        match self.outcome.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                Some(Err("Loading the analysis stopped".into()))
+            }
+        }
+    }
+}
+
+impl Drop for SessionLoad {
+    /// Waits for the load to finish: no thread of ours may outlive the plugin's code.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The worker's side of one activation.
 struct Stream {
     reader: RingReader,
@@ -591,6 +664,8 @@ struct Stream {
     shown: Option<(Health, String)>,
     /// Whether the host delivers audio faster than real time.
     pace: PaceMeter,
+    /// A session being built on a thread of its own (models load for a while).
+    loading: Option<SessionLoad>,
 }
 
 impl Stream {
@@ -608,6 +683,7 @@ impl Stream {
             last_non_finite: None,
             shown: None,
             pace: PaceMeter::default(),
+            loading: None,
         }
     }
 
@@ -640,36 +716,52 @@ impl Stream {
             self.session = None;
             self.retry_at = Instant::now();
         }
-        if self.session.is_none() && Instant::now() >= self.retry_at {
-            match Session::new(
-                &settings,
+        if self.session.is_none() && self.loading.is_none() && Instant::now() >= self.retry_at {
+            self.loading = Some(SessionLoad::start(
+                settings.clone(),
                 self.sample_rate,
-                models,
+                models.clone(),
                 published.clone(),
                 params.clone(),
-            ) {
+            ));
+        }
+        if let Some(outcome) = self.loading.as_ref().and_then(SessionLoad::outcome) {
+            self.loading = None;
+            match outcome {
+                // Built for settings that have changed meanwhile: build again.
+                Ok(_) if params.analysis_settings() != settings => {}
                 Ok(mut session) => {
                     // What queued during the model load is analysed next, within the lag limit.
                     session.note_dropped(self.stream_position);
                     self.session = Some(session);
                     self.shown = None;
                 }
-                Err(e) => {
+                Err(message) => {
                     self.retry_at = Instant::now() + RETRY_AFTER_FAILURE;
                     self.show(
                         published,
                         Health::Failed,
-                        format!("{e}. Audio passes through unchanged."),
+                        format!("{message}. Audio passes through unchanged."),
                     );
                 }
             }
         }
-        // A model load may have taken a while: how fast did the audio come meanwhile?
         let freewheeling = self.measure_pace(published);
         // At most one backlog's worth per look, so control messages are never starved. A host
         // rendering faster than real time is not live: nothing is dropped.
         let backlog = max_backlog(self.sample_rate);
         let lag_limit = if freewheeling { usize::MAX } else { backlog };
+        if self.loading.is_some() {
+            // The models are loading: the audio waits in the ring for them. A host rendering
+            // faster than real time waits for room (nothing is lost, the render pauses); a live
+            // stream keeps its newest `backlog`, as it would with a slow analysis.
+            let read = self.reader.read(&mut [], lag_limit);
+            if read.reset {
+                self.stream_position = 0;
+            }
+            self.stream_position += read.dropped;
+            return false;
+        }
         let mut budget = backlog;
         loop {
             let want = self.buffer.len().min(budget);

@@ -724,6 +724,66 @@ fn offline_render_equals_moodscope_analyze_bit_for_bit() {
     check_smoothing(&log, 2.0, 0.5, 0.48);
 }
 
+/// A host that renders faster than real time while it calls the plugin in real-time mode (as
+/// Ardour's export does), from the first block after activation: the models are still loading
+/// when the audio starts to pour in. The worker keeps measuring the pace while they load
+/// (`plugin::worker::SessionLoad`), so the host is made to wait instead of the first seconds being
+/// dropped (before, at 100x real time, the first 4 s of the stream were lost, and under load at
+/// 50x as well). Every window is then `analyze`'s, bit for bit, up to the last complete one
+/// before the stream stops (a live stream has no end to flush).
+#[test]
+fn a_render_faster_than_real_time_from_the_first_block_loses_nothing() {
+    let dir = tempdir();
+    let (wav, _) = excerpt(dir.path(), MUSIC, 10.0, 30.0, None, 2);
+    let (labels, readings, _) = analyze_like_the_cli(&wav);
+    for speed in ["100", "30"] {
+        let log_path = dir.path().join(format!("fast-{speed}.csv"));
+        let report = HostRun::new(&release_clap(), &wav)
+            .args(["--speed", speed, "--linger", "1.0"])
+            .window_log(&log_path)
+            .run()
+            .report();
+        let what = format!("real-time mode at {speed}x real time, no preroll");
+        assert!(!report.offline);
+        assert_clean_passes(&report, &what);
+        let log = read_log(&log_path);
+        assert_eq!(log.labels, labels, "{what}: labels");
+        let dropped: Vec<_> = log
+            .rows
+            .iter()
+            .filter(|r| r.audio_end_seconds != r.end_seconds)
+            .map(|r| (r.window, r.end_seconds, r.audio_end_seconds))
+            .collect();
+        assert!(
+            dropped.is_empty(),
+            "{what}: audio was dropped before {} windows; the first (window, its end on the \
+             stream, its end in the audio): {:?}",
+            dropped.len(),
+            dropped.first()
+        );
+        // All but the windows the stream's end leaves in the resampler and the front end.
+        assert!(
+            log.rows.len() + 4 >= readings.len(),
+            "{what}: {} windows analysed, `analyze` has {}",
+            log.rows.len(),
+            readings.len()
+        );
+        for (row, reading) in log.rows.iter().zip(&readings) {
+            assert_eq!(row.window, reading.index, "{what}");
+            assert!(
+                same_bits(&row.raw, &reading.probabilities)
+                    && row.raw_presence.to_bits() == reading.presence.to_bits(),
+                "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
+                row.window,
+                row.raw,
+                row.raw_presence,
+                reading.probabilities,
+                reading.presence
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input
 
