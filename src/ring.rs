@@ -2,7 +2,8 @@
 //!
 //! In: mono samples pushed by `process()` (real-time side: no allocation, lock or syscall).
 //! Out: the same samples, in order, popped by the worker, plus a count of samples dropped when the
-//! worker fell behind (the oldest audio is dropped; the audio thread never waits).
+//! worker fell behind (the oldest audio is dropped; the audio thread waits only when the worker
+//! says so, below).
 //!
 //! The ring is a `ringbuf` SPSC ring sized in seconds of host audio. Two things can lose audio,
 //! and both are counted:
@@ -21,7 +22,9 @@
 //! does: it announces offline processing only per block, which nice-plug does not pass on) is
 //! not a live stream: nothing needs dropping, and the host can wait. The reader (the worker, which
 //! measures the pace, see `plugin::worker`) then sets `set_writer_waits`: the writer waits for room
-//! instead of counting an overrun, and the worker reads with no lag limit. The wait is a spin on
+//! instead of counting an overrun, and the worker reads with no lag limit. The plugin also makes
+//! a new ring waiting until the worker has seen the stream's pace (a live stream cannot fill the
+//! ring in that time; a render that starts at activation would). The wait is a spin on
 //! the ring's own atomics (no lock, no syscall), and it ends as soon as the reader is gone or clears
 //! the flag.
 

@@ -176,6 +176,9 @@ impl Plugin for Moodscope {
             ));
         } else {
             let (writer, reader) = sample_ring(worker::ring_capacity(sample_rate));
+            // Until the worker has looked at the pace, the audio thread waits for room rather
+            // than drop (`worker::SETTLE_SECONDS`: a live stream never fills the ring that soon).
+            reader.set_writer_waits(true);
             if let Some(worker) = self.worker() {
                 worker.start(reader, sample_rate);
                 self.feed = Some(Feed::new(writer));

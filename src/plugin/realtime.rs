@@ -166,7 +166,8 @@ impl Feed {
 
     /// Downmixes one block of planar channels and queues it. Live, never waits: if the ring is
     /// full the samples that do not fit are counted. In a render faster than real time that the
-    /// worker has found out, it waits for room instead (see `ring` and the module doc).
+    /// worker has found out, and in a stream's first moments before it has looked (a live
+    /// stream cannot fill the ring by then), it waits for room instead (see `ring`).
     #[inline]
     pub fn push<C: AsRef<[f32]>>(&mut self, channels: &[C]) {
         let channels = &channels[..channels.len().min(MAX_CHANNELS)];

@@ -14,9 +14,11 @@
 //! `PACE_TIME_CONSTANT` time constant, so block bursts and model loads of a live stream never
 //! count), and while it does the worker drops nothing and the audio thread waits for room in the
 //! ring (`RingReader::set_writer_waits`): every window is analysed, as in an offline render.
-//! The models load on a thread of their own (`SessionLoad`) while the worker goes on measuring
-//! the pace, so such a render that starts at activation waits for them rather than overrunning
-//! the ring while they load.
+//! A render may start pouring audio in at activation, before the worker has looked at the
+//! pace: the ring is made waiting, and stays so for `SETTLE_SECONDS` after the first look (a
+//! live stream cannot fill it that soon); and the models load on a thread of their own
+//! (`SessionLoad`) while the worker goes on measuring, so such a render waits for them rather
+//! than overrunning the ring while they load.
 //!
 //! Denormals: the worker thread flushes them to zero for its whole life, as `process()` does for
 //! each call (`realtime::flush_denormals_on_this_thread`), so that the analysis runs in the same
@@ -96,6 +98,12 @@ pub const LIVE_AHEAD_SECONDS: f64 = 0.25;
 /// fade, while audio arriving at more than 1 + `FREEWHEEL_AHEAD_SECONDS` / `PACE_TIME_CONSTANT`
 /// (2x) real time for long enough builds a lead.
 pub const PACE_TIME_CONSTANT: f64 = 1.0;
+/// How long after a stream's first look at the pace the audio thread waits for room even though
+/// the pace is not known yet. A live stream cannot fill the ring (`RING_SECONDS`) in that time,
+/// while a host pouring audio in from its first block (a render started at activation) fills it
+/// within milliseconds, before the meter has two looks to compare, or before a worker slowed by
+/// a busy machine looks at all.
+pub const SETTLE_SECONDS: f64 = 0.25;
 
 /// Ring capacity for a host rate.
 pub fn ring_capacity(sample_rate: u32) -> usize {
@@ -110,6 +118,7 @@ pub fn max_backlog(sample_rate: u32) -> usize {
 /// How far the audio has arrived ahead of the wall clock, decaying (see the module doc).
 #[derive(Debug, Default)]
 pub struct PaceMeter {
+    first: Option<Instant>,
     last: Option<(Instant, u64)>,
     ahead_seconds: f64,
     freewheeling: bool,
@@ -119,6 +128,7 @@ impl PaceMeter {
     /// `arrived`: samples of the stream that have arrived by `now`, at `rate`. Returns whether
     /// the host renders faster than real time.
     pub fn update(&mut self, now: Instant, arrived: u64, rate: u32) -> bool {
+        self.first.get_or_insert(now);
         if let Some((then, before)) = self.last {
             let wall = now.saturating_duration_since(then).as_secs_f64();
             let audio = arrived.saturating_sub(before) as f64 / rate.max(1) as f64;
@@ -136,6 +146,16 @@ impl PaceMeter {
 
     pub fn ahead_seconds(&self) -> f64 {
         self.ahead_seconds
+    }
+
+    /// Whether the audio thread should wait for room in the ring rather than drop audio: while
+    /// the host renders faster than real time, and until `SETTLE_SECONDS` after the first look
+    /// (the ring is made waiting, see `plugin::Moodscope::activate`).
+    pub fn writer_waits(&self, now: Instant) -> bool {
+        self.freewheeling
+            || self.first.is_none_or(|first| {
+                now.saturating_duration_since(first).as_secs_f64() < SETTLE_SECONDS
+            })
     }
 }
 
@@ -504,11 +524,15 @@ fn run(
     models: &ModelDir,
 ) {
     let mut stream: Option<Stream> = None;
+    // Model loads of streams that stopped or reloaded meanwhile: let go of once they finish (the
+    // worker never waits for one, except when it shuts down).
+    let mut abandoned: Vec<SessionLoad> = Vec::new();
     let mut outputs = Outputs::new();
     // Whether the last look left audio in the ring (a host rendering faster than real time):
     // look again at once.
     let mut more = false;
     loop {
+        abandoned.retain(|load| !load.finished());
         // OSC, the read-out parameters and the outputs' status, after each look at the ring.
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| outputs.poll(params, published))) {
             published.set_outputs_status(&format!(
@@ -531,17 +555,22 @@ fn run(
                 sample_rate,
             }) => {
                 published.set_status(Health::Starting, "Loading the analysis models");
+                if let Some(load) = stream.take().and_then(|mut s| s.loading.take()) {
+                    abandoned.push(load);
+                }
                 stream = Some(Stream::new(reader, sample_rate));
             }
             Ok(Control::Stop) => {
-                stream = None;
+                if let Some(load) = stream.take().and_then(|mut s| s.loading.take()) {
+                    abandoned.push(load);
+                }
                 published.set_freewheeling(false);
                 published.set_status(Health::Starting, "Waiting for the host to start audio");
             }
             Ok(Control::Reload) => {
                 if let Some(stream) = &mut stream {
                     stream.session = None;
-                    stream.loading = None;
+                    abandoned.extend(stream.loading.take());
                     stream.retry_at = Instant::now();
                 }
             }
@@ -621,6 +650,10 @@ impl SessionLoad {
         }
     }
 
+    fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// The session, or why there is none, once the load has finished.
     fn outcome(&self) -> Option<Result<Session, String>> {
         match self.outcome.try_recv() {
@@ -687,15 +720,18 @@ impl Stream {
         }
     }
 
-    /// Measures the pace at which audio arrives; while the host renders faster than real time,
-    /// the audio thread waits for room rather than dropping, and the worker keeps everything.
+    /// Measures the pace at which audio arrives. Returns whether to keep everything: while the
+    /// host renders faster than real time, and while the pace is not known yet, the audio thread
+    /// waits for room rather than dropping, and the worker drops nothing for lag.
     fn measure_pace(&mut self, published: &Published) -> bool {
-        let freewheeling =
-            self.pace
-                .update(Instant::now(), self.reader.arrived(), self.sample_rate);
-        self.reader.set_writer_waits(freewheeling);
+        let now = Instant::now();
+        let freewheeling = self
+            .pace
+            .update(now, self.reader.arrived(), self.sample_rate);
+        let keep_everything = self.pace.writer_waits(now);
+        self.reader.set_writer_waits(keep_everything);
         published.set_freewheeling(freewheeling);
-        freewheeling
+        keep_everything
     }
 
     /// One look: rebuild if settings changed, then analyse what waits in the ring. Returns
@@ -746,11 +782,12 @@ impl Stream {
                 }
             }
         }
-        let freewheeling = self.measure_pace(published);
+        let keep_everything = self.measure_pace(published);
         // At most one backlog's worth per look, so control messages are never starved. A host
-        // rendering faster than real time is not live: nothing is dropped.
+        // rendering faster than real time is not live: nothing is dropped (nor in a stream's
+        // first moments, before its pace is known: a live stream has no backlog to drop then).
         let backlog = max_backlog(self.sample_rate);
-        let lag_limit = if freewheeling { usize::MAX } else { backlog };
+        let lag_limit = if keep_everything { usize::MAX } else { backlog };
         if self.loading.is_some() {
             // The models are loading: the audio waits in the ring for them. A host rendering
             // faster than real time waits for room (nothing is lost, the render pauses); a live
@@ -813,7 +850,7 @@ impl Stream {
         }
         // Look again at once when a whole budget was used, or while the host renders faster than
         // real time and more has come; a live stream waits for the next poll.
-        budget == 0 || (freewheeling && self.reader.waiting() > 0)
+        budget == 0 || (keep_everything && self.reader.waiting() > 0)
     }
 
     fn running_status(&mut self, session: &Session, published: &Published) -> (Health, String) {
@@ -1009,6 +1046,53 @@ impl OfflineRender {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => published.set_status(Health::Failed, format!("The analysis failed: {e}")),
             Err(payload) => self.fail(published, &panic_message(payload.as_ref())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looks every 5 ms at a stream arriving at `speed` times real time (48 kHz); returns, per
+    /// look, (freewheeling, writer waits).
+    fn looks(speed: f64, count: usize) -> Vec<(bool, bool)> {
+        let start = Instant::now();
+        let mut meter = PaceMeter::default();
+        (0..count)
+            .map(|i| {
+                let now = start + Duration::from_millis(5 * i as u64);
+                let arrived = (speed * 48_000.0 * 0.005 * i as f64) as u64;
+                let freewheeling = meter.update(now, arrived, 48_000);
+                (freewheeling, meter.writer_waits(now))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_live_stream_is_never_freewheeling_and_the_writer_stops_waiting_once_settled() {
+        assert!(
+            PaceMeter::default().writer_waits(Instant::now()),
+            "before any look"
+        );
+        let seen = looks(1.0, 400);
+        assert!(seen.iter().all(|&(freewheeling, _)| !freewheeling));
+        let settle_looks = (SETTLE_SECONDS / 0.005) as usize;
+        assert!(seen[..settle_looks].iter().all(|&(_, waits)| waits));
+        assert!(seen[settle_looks + 1..].iter().all(|&(_, waits)| !waits));
+        // In the settling time a live stream brings far less than the ring holds.
+        const { assert!(SETTLE_SECONDS * 4.0 < RING_SECONDS) };
+    }
+
+    #[test]
+    fn a_render_pouring_in_from_the_first_block_is_waited_for_throughout() {
+        for speed in [30.0, 100.0, 1000.0] {
+            let seen = looks(speed, 400);
+            assert!(seen.iter().all(|&(_, waits)| waits), "{speed}x");
+            assert!(
+                seen.last().is_some_and(|&(f, _)| f),
+                "{speed}x: freewheeling"
+            );
         }
     }
 }
