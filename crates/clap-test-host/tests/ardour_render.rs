@@ -114,9 +114,14 @@ fn ardour(tool: &str, args: &[&str], home: &Path, env: &[(&str, &Path)]) -> (Str
 }
 
 fn check_finished(tool: &str, args: &[&str], finished: &Finished) {
-    let status = finished
-        .status
-        .unwrap_or_else(|| panic!("{tool} {args:?} did not finish within 180 s"));
+    let status = finished.status.unwrap_or_else(|| {
+        panic!(
+            "{tool} {args:?} did not finish within 180 s (killed):\n--- stdout ---\n{}\n--- \
+             stderr ---\n{}",
+            tail(&finished.stdout, 4000),
+            tail(&finished.stderr, 4000)
+        )
+    });
     assert!(
         status.success(),
         "{tool} {args:?} failed ({status}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
