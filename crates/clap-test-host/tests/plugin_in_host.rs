@@ -633,6 +633,21 @@ fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
     }
 }
 
+/// One logged window is `analyze`'s window of the same index, bit for bit.
+fn assert_window_is_analyzes(row: &WindowRow, reading: &WindowReading, what: &str) {
+    assert_eq!(row.window, reading.index, "{what}");
+    assert!(
+        same_bits(&row.raw, &reading.probabilities)
+            && row.raw_presence.to_bits() == reading.presence.to_bits(),
+        "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
+        row.window,
+        row.raw,
+        row.raw_presence,
+        reading.probabilities,
+        reading.presence
+    );
+}
+
 fn assert_offline_equals_analyze(wav: &Path, log: &WindowLog, what: &str) {
     let (labels, readings, _) = analyze_like_the_cli(wav);
     assert_eq!(log.labels, labels, "{what}: labels");
@@ -642,22 +657,12 @@ fn assert_offline_equals_analyze(wav: &Path, log: &WindowLog, what: &str) {
         "{what}: the render must analyse every window analyze does"
     );
     for (row, reading) in log.rows.iter().zip(&readings) {
-        assert_eq!(row.window, reading.index, "{what}");
         assert_eq!(
             (row.start_seconds, row.end_seconds),
             (reading.start_seconds, reading.end_seconds),
             "{what}"
         );
-        assert!(
-            same_bits(&row.raw, &reading.probabilities)
-                && row.raw_presence.to_bits() == reading.presence.to_bits(),
-            "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
-            row.window,
-            row.raw,
-            row.raw_presence,
-            reading.probabilities,
-            reading.presence
-        );
+        assert_window_is_analyzes(row, reading, what);
         assert_eq!(
             row.audio_end_seconds, row.end_seconds,
             "{what}: an offline render drops nothing"
@@ -778,17 +783,7 @@ fn a_render_faster_than_real_time_from_the_first_block_loses_nothing() {
             readings.len()
         );
         for (row, reading) in log.rows.iter().zip(&readings) {
-            assert_eq!(row.window, reading.index, "{what}");
-            assert!(
-                same_bits(&row.raw, &reading.probabilities)
-                    && row.raw_presence.to_bits() == reading.presence.to_bits(),
-                "{what}: window {} differs: render {:?} presence {}, analyze {:?} presence {}",
-                row.window,
-                row.raw,
-                row.raw_presence,
-                reading.probabilities,
-                reading.presence
-            );
+            assert_window_is_analyzes(row, reading, &what);
         }
     }
 }
