@@ -253,10 +253,11 @@ impl App {
         });
         ui.add_space(4.0);
         // The settings take what their rows need (as last drawn: that depends on the tab, the
-        // width and the font), up to about half of what is left; they scroll beyond.
+        // width and the font), up to about 60% of what is left (all of the analysis settings at
+        // the default size); they scroll beyond.
         let available = ui.available_height();
         let tabs = 34.0;
-        let room = (tabs + self.settings_content).min((available * 0.5).max(tabs + 60.0));
+        let room = (tabs + self.settings_content).min((available * 0.6).max(tabs + 60.0));
         let height = (available - room - 8.0).max(80.0);
         timeline(ui, &self.history, names, now, height);
         if let Some(gui) = self.gui.clone() {
@@ -550,12 +551,24 @@ fn mood_map(
     painter.vline(centre.x, rect.y_range(), axis);
     painter.circle_stroke(centre, radius, Stroke::new(1.0, Color32::from_gray(60)));
     let small = FontId::proportional((side / 11.0).clamp(10.0, 16.0));
-    for (name, colour) in MOOD_COLOURS {
-        if let Some(angle) = crate::head::circumplex_angle(name) {
-            let angle = angle.to_radians();
+    // The moods of the head in use, each at its place on the circumplex (Angry and Scary are
+    // 17 degrees apart: their names are moved apart so that both stay legible).
+    let placed: Vec<(usize, std::sync::Arc<egui::Galley>, Pos2)> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let angle = crate::head::circumplex_angle(name)?.to_radians();
             let at = map_position(centre, radius * 0.78, angle.cos(), angle.sin());
-            painter.text(at, Align2::CENTER_CENTER, name, small.clone(), colour);
-        }
+            let galley = painter.layout_no_wrap(name.clone(), small.clone(), label_colour(i, name));
+            Some((i, galley, at))
+        })
+        .collect();
+    let wanted: Vec<Rect> = placed
+        .iter()
+        .map(|(_, galley, at)| Rect::from_center_size(*at, galley.size()))
+        .collect();
+    for ((i, galley, _), place) in placed.iter().zip(map_label_places(&wanted, rect)) {
+        painter.galley(place.min, galley.clone(), label_colour(*i, &names[*i]));
     }
     let trail: Vec<(f64, Pos2)> = history
         .points
@@ -597,6 +610,44 @@ fn mood_map(
         Stroke::new(1.0, Color32::from_gray(60)),
         StrokeKind::Inside,
     );
+}
+
+/// Where the mood map's names go: each where it wants to be (`wanted`, in the head's label
+/// order), moved up or down, away from the names placed before it, until it overlaps none of
+/// them, and kept inside `bounds` as far as its size allows.
+fn map_label_places(wanted: &[Rect], bounds: Rect) -> Vec<Rect> {
+    let inside = |r: Rect| {
+        let dx = (bounds.left() - r.left()).max(0.0) - (r.right() - bounds.right()).max(0.0);
+        let dy = (bounds.top() - r.top()).max(0.0) - (r.bottom() - bounds.bottom()).max(0.0);
+        r.translate(Vec2::new(dx, dy))
+    };
+    let mut placed: Vec<Rect> = Vec::with_capacity(wanted.len());
+    for &want in wanted {
+        let mut rect = inside(want);
+        // Each step clears one overlap; a handful of names needs a handful of steps.
+        for _ in 0..=wanted.len() * 2 {
+            let Some(other) = placed.iter().find(|p| p.intersects(rect)) else {
+                break;
+            };
+            let down = rect.center().y >= other.center().y;
+            let dy = if down {
+                other.bottom() - rect.top() + 1.0
+            } else {
+                other.top() - rect.bottom() - 1.0
+            };
+            let moved = rect.translate(Vec2::new(0.0, dy));
+            // At an edge of the map, go the other way round the name in the way.
+            rect = if inside(moved) == moved {
+                moved
+            } else if down {
+                rect.translate(Vec2::new(0.0, other.top() - rect.bottom() - 1.0))
+            } else {
+                rect.translate(Vec2::new(0.0, other.bottom() - rect.top() + 1.0))
+            };
+        }
+        placed.push(rect);
+    }
+    placed
 }
 
 /// The last minute of every mood, now at the right edge.
@@ -908,6 +959,55 @@ mod tests {
         assert_eq!(colours, ["Happy", "Sad", "Angry", "Scary"].map(by_name));
         assert_eq!(label_colour(7, "tender"), by_name("Calm"));
         assert_ne!(label_colour(4, "Calm"), label_colour(5, "Tense"));
+    }
+
+    /// The names of every mood set on the smallest and the default mood map: each near its
+    /// place on the circumplex, none over another, all inside the map.
+    #[test]
+    fn the_mood_map_names_never_overlap() {
+        let sets: [&[&str]; 3] = [
+            &["Happy", "Sad", "Angry", "Scary"],
+            &["Happy", "Sad", "Calm", "Angry", "Scary"],
+            &["Happy", "Sad", "Calm", "Exciting", "Angry", "Scary"],
+        ];
+        for side in [110.0f32, 140.0, 350.0] {
+            let bounds = Rect::from_min_size(Pos2::new(700.0, 160.0), Vec2::splat(side));
+            let (centre, radius) = (bounds.center(), side * 0.5 - 6.0);
+            let font = (side / 11.0).clamp(10.0, 16.0);
+            for set in sets {
+                // About the size egui's proportional font gives these names.
+                let wanted: Vec<Rect> = set
+                    .iter()
+                    .map(|name| {
+                        let angle = crate::head::circumplex_angle(name).unwrap().to_radians();
+                        let at = map_position(centre, radius * 0.78, angle.cos(), angle.sin());
+                        let size = Vec2::new(0.62 * font * name.len() as f32, 1.25 * font);
+                        Rect::from_center_size(at, size)
+                    })
+                    .collect();
+                let places = map_label_places(&wanted, bounds);
+                for (i, a) in places.iter().enumerate() {
+                    assert!(
+                        bounds.contains_rect(*a),
+                        "{} outside the map at {side}",
+                        set[i]
+                    );
+                    assert!(
+                        (a.center() - wanted[i].center()).length() < 2.0 * font,
+                        "{} moved far from its place at {side}",
+                        set[i]
+                    );
+                    for (j, b) in places.iter().enumerate().skip(i + 1) {
+                        assert!(!a.intersects(*b), "{} over {} at {side}", set[i], set[j]);
+                    }
+                }
+                // Angry and Scary collide where they want to be: the test would pass unmoved.
+                if side == 140.0 {
+                    let (angry, scary) = (set.len() - 2, set.len() - 1);
+                    assert!(wanted[angry].intersects(wanted[scary]));
+                }
+            }
+        }
     }
 
     #[test]
