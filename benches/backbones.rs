@@ -8,6 +8,9 @@
 //!    runs with seeded random weights of the official shapes
 //!    (`moodscope_convert::write_vggish_with_seeded_weights`): the official checkpoint cannot be
 //!    fetched here, and the cost does not depend on the weights' values.
+//!    Then the first convolution's kernel: each backbone's plans (one window, an offline batch)
+//!    built with tract's own kernel choice and with Moodscope's (`backbone::kernels`), timed
+//!    alternately, run by run.
 //! 2. Where the time goes: the one-window plan timed node by node in tract (summed per operator of
 //!    the optimised plan) and onnxruntime's own profile of the same file (per ONNX operator type),
 //!    mean ms per window.
@@ -117,6 +120,7 @@ fn main() {
     }
 
     intra_op_threads(&rows);
+    first_convolution_kernel(&rows);
 
     println!("== where the time goes, one window, one thread: mean ms per window over {PROFILE_RUNS} runs");
     for BackboneRow {
@@ -205,6 +209,68 @@ fn main() {
             piece.1 / wall,
             peak_kib as f64 / 1024.0
         );
+    }
+}
+
+/// The first convolution's kernel (`backbone::kernels`): plans built with tract's own kernel
+/// choice and with Moodscope's correction, one window and an offline batch per run, timed in
+/// alternately, run by run, on the same patches (median ms per window, one thread).
+fn first_convolution_kernel(rows: &[BackboneRow]) {
+    use tract_onnx::prelude::{tvec, Tensor};
+    println!(
+        "== the first convolution's kernel, tract's own choice against Moodscope's \
+         (backbone::kernels), one thread, the two plans alternating run by run"
+    );
+    for BackboneRow {
+        kind,
+        patches,
+        onnx,
+        ..
+    } in rows
+    {
+        let (m, n) = match kind {
+            BackboneKind::Yamnet => (32, 1536),
+            BackboneKind::Vggish => (64, 6144),
+        };
+        backbone::kernels::set_correction(false);
+        let tracts = backbone::kernels::kernel_for(m, 9, n).unwrap_or_default();
+        let own: Vec<_> = [1, kind.batch_windows()]
+            .map(|w| backbone::optimised_plan(onnx, w).expect("plan"))
+            .into();
+        backbone::kernels::set_correction(true);
+        let ours = backbone::kernels::kernel_for(m, 9, n).unwrap_or_default();
+        let corrected: Vec<_> = [1, kind.batch_windows()]
+            .map(|w| backbone::optimised_plan(onnx, w).expect("plan"))
+            .into();
+        let runs = match kind {
+            BackboneKind::Yamnet => 400,
+            BackboneKind::Vggish => 40,
+        };
+        for (i, windows) in [1, kind.batch_windows()].into_iter().enumerate() {
+            // Run by run, alternating: both plans see the same machine, moment by moment.
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for r in 0..runs + 2 {
+                let flat: Vec<f32> = (0..windows)
+                    .flat_map(|j| patches[(r + j) % patches.len()].iter().copied())
+                    .collect();
+                let input = Tensor::from_shape(&[windows, 96, 64], &flat).expect("input");
+                for (plan, times) in [(&own[i], &mut a), (&corrected[i], &mut b)] {
+                    let input = input.clone();
+                    let start = Instant::now();
+                    std::hint::black_box(plan.run(tvec![input.into()]).expect("run"));
+                    if r >= 2 {
+                        times.push(start.elapsed().as_secs_f64() * 1e3 / windows as f64);
+                    }
+                }
+            }
+            let (a, b) = (median(a), median(b));
+            println!(
+                "{:<7} {windows} window(s) per run: tract's {tracts} {a:7.3} ms/window, \
+                 Moodscope's {ours} {b:7.3} ms/window ({:.2}x)",
+                kind.name(),
+                a / b
+            );
+        }
     }
 }
 

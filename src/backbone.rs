@@ -16,6 +16,7 @@ use tract_onnx::prelude::*;
 
 mod depthwise;
 pub use depthwise::kernel_in_use as depthwise_kernel_in_use;
+pub mod kernels;
 
 use crate::features;
 use crate::models::{self, ModelDir, ModelError};
