@@ -213,7 +213,7 @@ fn main() {
 }
 
 /// The first convolution's kernel (`backbone::kernels`): plans built with tract's own kernel
-/// choice and with Moodscope's correction, one window and an offline batch per run, timed in
+/// choice and with Moodscope's correction, one window and an offline batch per run, timed
 /// alternately, run by run, on the same patches (median ms per window, one thread).
 fn first_convolution_kernel(rows: &[BackboneRow]) {
     use tract_onnx::prelude::{tvec, Tensor};

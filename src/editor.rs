@@ -553,22 +553,26 @@ fn mood_map(
     let small = FontId::proportional((side / 11.0).clamp(10.0, 16.0));
     // The moods of the head in use, each at its place on the circumplex (Angry and Scary are
     // 17 degrees apart: their names are moved apart so that both stay legible).
-    let placed: Vec<(usize, std::sync::Arc<egui::Galley>, Pos2)> = names
+    let placed: Vec<(std::sync::Arc<egui::Galley>, Color32, Pos2)> = names
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
             let angle = crate::head::circumplex_angle(name)?.to_radians();
             let at = map_position(centre, radius * 0.78, angle.cos(), angle.sin());
-            let galley = painter.layout_no_wrap(name.clone(), small.clone(), label_colour(i, name));
-            Some((i, galley, at))
+            let colour = label_colour(i, name);
+            Some((
+                painter.layout_no_wrap(name.clone(), small.clone(), colour),
+                colour,
+                at,
+            ))
         })
         .collect();
     let wanted: Vec<Rect> = placed
         .iter()
-        .map(|(_, galley, at)| Rect::from_center_size(*at, galley.size()))
+        .map(|(galley, _, at)| Rect::from_center_size(*at, galley.size()))
         .collect();
-    for ((i, galley, _), place) in placed.iter().zip(map_label_places(&wanted, rect)) {
-        painter.galley(place.min, galley.clone(), label_colour(*i, &names[*i]));
+    for ((galley, colour, _), place) in placed.iter().zip(map_label_places(&wanted, rect)) {
+        painter.galley(place.min, galley.clone(), *colour);
     }
     let trail: Vec<(f64, Pos2)> = history
         .points
