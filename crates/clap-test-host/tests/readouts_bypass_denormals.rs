@@ -58,19 +58,7 @@ fn assert_windows_are(log: &WindowLog, readings: &[WindowReading], what: &str) {
         readings.len()
     );
     for (row, reading) in log.rows.iter().zip(readings) {
-        assert_eq!(
-            (row.window, row.start_seconds, row.end_seconds),
-            (reading.index, reading.start_seconds, reading.end_seconds),
-            "{what}"
-        );
-        assert!(
-            same_bits(&row.raw, &reading.probabilities)
-                && row.raw_presence.to_bits() == reading.presence.to_bits(),
-            "{what}: window {} differs: {:?} vs {:?}",
-            row.window,
-            row.raw,
-            reading.probabilities
-        );
+        assert_window_is_analyzes(row, reading, what);
     }
 }
 

@@ -408,6 +408,30 @@ pub fn assert_sane_moods(log: &WindowLog, what: &str) {
     }
 }
 
+/// One logged window is `analyze`'s window of the same index: the same place in the audio and,
+/// bit for bit, the same probabilities and presence.
+pub fn assert_window_is_analyzes(
+    row: &window_log::WindowRow,
+    reading: &moodscope::engine::WindowReading,
+    what: &str,
+) {
+    assert_eq!(
+        (row.window, row.start_seconds, row.end_seconds),
+        (reading.index, reading.start_seconds, reading.end_seconds),
+        "{what}"
+    );
+    assert!(
+        same_bits(&row.raw, &reading.probabilities)
+            && row.raw_presence.to_bits() == reading.presence.to_bits(),
+        "{what}: window {} differs: logged {:?} presence {}, analyze {:?} presence {}",
+        row.window,
+        row.raw,
+        row.raw_presence,
+        reading.probabilities,
+        reading.presence
+    );
+}
+
 /// Tolerance-free comparison helper: the bits of two float slices.
 pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
