@@ -555,15 +555,11 @@ fn run(
                 sample_rate,
             }) => {
                 published.set_status(Health::Starting, "Loading the analysis models");
-                if let Some(load) = stream.take().and_then(|mut s| s.loading.take()) {
-                    abandoned.push(load);
-                }
+                abandoned.extend(stream.take().and_then(|mut s| s.loading.take()));
                 stream = Some(Stream::new(reader, sample_rate));
             }
             Ok(Control::Stop) => {
-                if let Some(load) = stream.take().and_then(|mut s| s.loading.take()) {
-                    abandoned.push(load);
-                }
+                abandoned.extend(stream.take().and_then(|mut s| s.loading.take()));
                 published.set_freewheeling(false);
                 published.set_status(Health::Starting, "Waiting for the host to start audio");
             }
