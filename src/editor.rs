@@ -240,7 +240,15 @@ impl App {
         let scale = (ui.available_height() / 620.0)
             .min(ui.available_width() / 870.0)
             .clamp(0.7, 2.5);
-        header(ui, &self.snapshot, self.published.health(), names, scale);
+        let groups = self.published.label_groups();
+        header(
+            ui,
+            &self.snapshot,
+            self.published.health(),
+            names,
+            &groups,
+            scale,
+        );
         status(ui, &self.published, &self.params);
         ui.add_space(4.0);
         ui.horizontal_top(|ui| {
@@ -303,18 +311,42 @@ fn label_names(published: &Published, params: &MoodscopeParams) -> Vec<String> {
     }
 }
 
-/// The two groups of moods an uncertain verdict hesitates between, by name ("Happy or Calm").
-fn hesitation(snapshot: &MoodSnapshot, names: &[String]) -> Option<String> {
-    let mut order: Vec<usize> = (0..snapshot.labels.min(names.len())).collect();
-    order.sort_by(|&a, &b| snapshot.probabilities[b].total_cmp(&snapshot.probabilities[a]));
-    match order.as_slice() {
-        [a, b, ..] => Some(format!("{} or {}?", names[*a], names[*b])),
+/// The two groups of moods an uncertain verdict hesitates between, each named by its most
+/// probable mood ("Happy or Sad?"): the groups are what the verdict decides between (Happy and
+/// Calm together, Angry and Scary together, for the calibrated readout; `groups` empty: each
+/// mood its own).
+fn hesitation(snapshot: &MoodSnapshot, names: &[String], groups: &[usize]) -> Option<String> {
+    let labels = snapshot.labels.min(names.len());
+    let p = &snapshot.probabilities[..labels];
+    let group_of = |i: usize| groups.get(i).copied().unwrap_or(i);
+    let mut totals: Vec<(usize, f32, usize)> = Vec::new(); // (group, total, best label)
+    for i in 0..labels {
+        match totals.iter_mut().find(|t| t.0 == group_of(i)) {
+            Some(t) => {
+                t.1 += p[i];
+                if p[i] > p[t.2] {
+                    t.2 = i;
+                }
+            }
+            None => totals.push((group_of(i), p[i], i)),
+        }
+    }
+    totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+    match totals.as_slice() {
+        [a, b, ..] => Some(format!("{} or {}?", names[a.2], names[b.2])),
         _ => None,
     }
 }
 
 /// The dominant mood and its confidence, large; music presence on the right.
-fn header(ui: &mut Ui, snapshot: &MoodSnapshot, health: Health, names: &[String], scale: f32) {
+fn header(
+    ui: &mut Ui,
+    snapshot: &MoodSnapshot,
+    health: Health,
+    names: &[String],
+    groups: &[usize],
+    scale: f32,
+) {
     let size = Vec2::new(ui.available_width(), 96.0 * scale);
     let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(rect);
@@ -345,7 +377,7 @@ fn header(ui: &mut Ui, snapshot: &MoodSnapshot, health: Health, names: &[String]
                 FontId::proportional(56.0 * scale),
                 DIM_TEXT,
             );
-            if let Some(hint) = hesitation(snapshot, names) {
+            if let Some(hint) = hesitation(snapshot, names, groups) {
                 painter.text(
                     Pos2::new(word.right() + 18.0 * scale, rect.center().y + 8.0 * scale),
                     Align2::LEFT_CENTER,
@@ -1012,6 +1044,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_uncertain_verdict_names_the_two_groups_it_hesitates_between() {
+        let names: Vec<String> = ["Happy", "Sad", "Calm", "Angry", "Scary"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut snapshot = MoodSnapshot {
+            labels: 5,
+            uncertain: true,
+            ..MoodSnapshot::default()
+        };
+        snapshot.probabilities[..5].copy_from_slice(&[0.25, 0.4, 0.2, 0.1, 0.05]);
+        // Happy and Calm decide together (0.45 against Sad's 0.4): the pleasant group, named by
+        // Happy, against Sad.
+        let calibrated = crate::head::CALIBRATED_GROUPS;
+        assert_eq!(
+            hesitation(&snapshot, &names, &calibrated).as_deref(),
+            Some("Happy or Sad?")
+        );
+        // Each mood its own group: the two largest moods.
+        assert_eq!(
+            hesitation(&snapshot, &names, &[]).as_deref(),
+            Some("Sad or Happy?")
+        );
+        snapshot.probabilities[..5].copy_from_slice(&[0.3, 0.1, 0.28, 0.12, 0.2]);
+        assert_eq!(
+            hesitation(&snapshot, &names, &calibrated).as_deref(),
+            Some("Happy or Scary?")
+        );
+        assert_eq!(
+            hesitation(&snapshot, &names, &[]).as_deref(),
+            Some("Happy or Calm?")
+        );
     }
 
     #[test]

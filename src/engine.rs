@@ -283,7 +283,7 @@ impl Analyser {
         &self.groups
     }
 
-    /// The readout's name (`yamnet-emotify-v1`, `yamnet-raw-4`, a trained head's name).
+    /// The readout's name (`yamnet-emotify-v2`, `yamnet-raw-4`, a trained head's name).
     pub fn readout_name(&self) -> String {
         self.head.name()
     }
@@ -740,8 +740,8 @@ pub struct MoodState {
     pub dominant: Option<usize>,
     /// There is music, but no mood is clear enough to name (see `Smoother::update`).
     pub uncertain: bool,
-    /// Smoothed probability of the dominant mood's group (its quadrant, for the calibrated
-    /// readout's Angry and Scary; else the mood's own), 0 without a dominant mood.
+    /// Smoothed probability of the dominant mood's group (for the calibrated readout, Happy and
+    /// Calm together, Angry and Scary together; else the mood's own), 0 without a dominant mood.
     pub confidence: f32,
     /// Smoothed music presence, 0–1.
     pub presence: f32,

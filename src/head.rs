@@ -3,12 +3,14 @@
 //!
 //! Three kinds behind one trait:
 //! - `CalibratedReadout` (the default): YAMNet's six mood logits and the window's signal cues
-//!   (`cues`), read on two axes fitted to listeners' votes on real music (Emotify): arousal
-//!   (energetic against calm) and valence (pleasant against unpleasant), each a logistic
-//!   regression; their product gives the four quadrants of Russell's circumplex — Happy
-//!   (energetic, pleasant), Angry or Scary (energetic, unpleasant: YAMNet's Angry and Scary music
-//!   split the quadrant), Sad (calm, unpleasant), Calm (calm, pleasant). The constants are a small
-//!   file with their provenance (`models/calibration/`, see `Calibration`).
+//!   (`cues`), read with constants fitted to listeners' votes on real music (Emotify). The mood
+//!   is decided first, by per-mood offsets and a temperature on YAMNet's Happy, Sad, Angry and
+//!   Scary music logits: pleasant, Sad, or tense (Angry or Scary, split by their own logits).
+//!   Then an arousal axis (energetic against calm, a logistic regression) splits the pleasant
+//!   mood into Happy and Calm, so that every quadrant of Russell's circumplex has a home and sad
+//!   music stays Sad. Arousal and a valence axis (pleasant against unpleasant) are also read out.
+//!   The constants are a small file with their provenance (`models/calibration/`, see
+//!   `Calibration`).
 //! - `YamnetReadout`: YAMNet's own AudioSet mood classes (rows 271–276 of the class map), a
 //!   softmax over their logits: the uncalibrated readout (`analyze --uncalibrated`).
 //! - `TrainedHead`: a head trained by `moodscope-train train` (or the AudioSet heads committed under
@@ -53,7 +55,7 @@ pub const YAMNET_MOODS: [(&str, usize); 6] = [
 /// Format tag of trained-head metadata files.
 pub const HEAD_FORMAT: &str = "moodscope-head/1";
 /// Format tag of calibration files.
-pub const CALIBRATION_FORMAT: &str = "moodscope-calibration/1";
+pub const CALIBRATION_FORMAT: &str = "moodscope-calibration/2";
 
 /// Which moods a readout names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -164,7 +166,7 @@ pub trait MoodHead: Send {
         cues: &WindowCues,
     ) -> Result<HeadReading, HeadError>;
     /// A short name for the readout, shown to users and recorded with results
-    /// (`yamnet-emotify-v1`, `yamnet-raw-5`, a head's name).
+    /// (`yamnet-emotify-v2`, `yamnet-raw-5`, a head's name).
     fn name(&self) -> String;
 }
 
@@ -314,21 +316,21 @@ pub struct Calibration {
     pub labels: Vec<String>,
     /// `Calibration::INPUTS`: YAMNet's six mood logits, then the signal cues.
     pub inputs: Vec<String>,
-    /// Energetic (1) against calm (0).
+    /// Energetic (1) against calm (0): the arousal read-out, and what splits the pleasant
+    /// mood into Happy and Calm.
     pub arousal: Axis,
-    /// Pleasant (1) against unpleasant (0).
+    /// Pleasant (1) against unpleasant (0): the valence read-out.
     pub valence: Axis,
-    /// Offsets added to YAMNet's Angry and Scary music logits before they split the energetic,
-    /// unpleasant quadrant between them.
+    /// The mood decision: offsets added to YAMNet's Happy, Sad, Angry and Scary music logits
+    /// (inputs 0, 1, 4, 5) once divided by `temperature`; their softmax gives the pleasant mood
+    /// (Happy's row: YAMNet's Happy music is heard on calm pleasant music too), Sad, and the
+    /// tense quadrant (Angry + Scary). Happy's offset is 0.
+    pub mood_offsets: [f32; 4],
+    pub temperature: f32,
+    /// Offsets added to YAMNet's Angry and Scary music logits before they split the tense
+    /// quadrant between them (centred on the calibration music: no label tells them apart).
     pub angry_offset: f32,
     pub scary_offset: f32,
-    /// Subtracted from the valence log-odds in the energetic half (Happy against Angry/Scary)
-    /// and in the calm half (Calm against Sad) of the circumplex: each half's own decision
-    /// point on the valence axis, fitted so that neither side of the half is favoured.
-    #[serde(default)]
-    pub energetic_offset: f32,
-    #[serde(default)]
-    pub calm_offset: f32,
     /// Provenance, figures, citation and terms: kept and shown, never read by the readout.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -386,12 +388,14 @@ impl Calibration {
                 &c.valence.bias,
                 &c.angry_offset,
                 &c.scary_offset,
-                &c.energetic_offset,
-                &c.calm_offset,
+                &c.temperature,
             ])
+            .chain(&c.mood_offsets)
             .any(|v| !v.is_finite())
         {
             Some("a constant is not a finite number".into())
+        } else if c.temperature <= 0.0 {
+            Some(format!("temperature {}, expected above 0", c.temperature))
         } else {
             None
         };
@@ -416,33 +420,41 @@ impl Calibration {
 
     /// The five mood probabilities, valence and arousal of one window's inputs.
     ///
-    /// Arousal `a` is the arousal axis' probability; the valence axis' log-odds, less each
-    /// half's offset, give `v` in the energetic half and `v′` in the calm half. The energetic
-    /// half splits into Happy `a·v` and the tense quadrant `a·(1 − v)` (Angry and Scary by their
-    /// logits), the calm half into Calm `(1 − a)·v′` and Sad `(1 − a)·(1 − v′)`. Valence is
-    /// reported as the probability of the pleasant side, `a·v + (1 − a)·v′`, mapped to −1..1;
-    /// arousal as `2a − 1`.
+    /// The mood first: the softmax of YAMNet's Happy, Sad, Angry and Scary music logits, each
+    /// divided by the temperature and offset, gives the pleasant mood `h`, Sad `s` and the
+    /// tense quadrant `t` (Angry + Scary). Then arousal `a` (the arousal axis' probability)
+    /// splits the pleasant mood into Happy `h·a` and Calm `h·(1 − a)`; Angry and Scary split `t`
+    /// by their own centred logits. Happy and Calm form one decision group
+    /// (`CalibratedReadout::groups`), so the dominant mood is the offsets' decision, and a
+    /// pleasant one is Calm when the music is calm. Sad music stays Sad: Calm never takes from
+    /// Sad. Valence is the valence axis' probability and arousal `a`, each mapped to −1..1.
     pub fn read(&self, x: &[f32; 10]) -> ([f32; 5], f32, f32) {
         let arousal = sigmoid(self.arousal.logit(x));
-        let valence_logit = self.valence.logit(x);
-        let valence = sigmoid(valence_logit - self.energetic_offset);
-        let calm_valence = sigmoid(valence_logit - self.calm_offset);
-        // Inputs 4 and 5 are the Angry and Scary music logits.
+        let valence = sigmoid(self.valence.logit(x));
+        // Inputs 0, 1, 4 and 5 are the Happy, Sad, Angry and Scary music logits.
+        let mut mood = [x[0], x[1], x[4], x[5]];
+        for (m, offset) in mood.iter_mut().zip(self.mood_offsets) {
+            *m = *m / self.temperature + offset;
+        }
+        softmax(&mut mood);
+        let [pleasant, sad, angry, scary] = mood;
+        let tense = angry + scary;
         let angry_share = sigmoid((x[4] + self.angry_offset) - (x[5] + self.scary_offset));
-        let tense = arousal * (1.0 - valence);
         let probabilities = [
-            arousal * valence,
-            (1.0 - arousal) * (1.0 - calm_valence),
-            (1.0 - arousal) * calm_valence,
+            pleasant * arousal,
+            sad,
+            pleasant * (1.0 - arousal),
             tense * angry_share,
             tense * (1.0 - angry_share),
         ];
-        let pleasant = arousal * valence + (1.0 - arousal) * calm_valence;
-        (probabilities, 2.0 * pleasant - 1.0, 2.0 * arousal - 1.0)
+        (probabilities, 2.0 * valence - 1.0, 2.0 * arousal - 1.0)
     }
 }
 
-/// YAMNet's mood logits and the signal cues, read on calibrated valence and arousal axes.
+/// Decision groups of `Calibration::LABELS`: Happy and Calm, Sad, Angry and Scary.
+pub const CALIBRATED_GROUPS: [usize; 5] = [0, 1, 0, 2, 2];
+
+/// YAMNet's mood logits and the signal cues, read by the calibrated mood rule and axes.
 pub struct CalibratedReadout {
     calibration: Arc<Calibration>,
     labels: Vec<String>,
@@ -466,9 +478,10 @@ impl MoodHead for CalibratedReadout {
         &self.labels
     }
 
-    /// Angry and Scary share the energetic, unpleasant quadrant.
+    /// Happy and Calm share the pleasant mood (arousal splits it), Angry and Scary the tense
+    /// quadrant.
     fn groups(&self) -> Vec<usize> {
-        vec![0, 1, 2, 3, 3]
+        CALIBRATED_GROUPS.to_vec()
     }
 
     fn reset(&mut self) {}
@@ -865,41 +878,59 @@ mod tests {
                 weights: vec![0.0; 10],
                 bias: valence_bias,
             },
+            mood_offsets: [0.0; 4],
+            temperature: 1.0,
             angry_offset: 0.0,
             scary_offset: 0.0,
-            energetic_offset: 0.0,
-            calm_offset: 0.0,
             extra: Default::default(),
         }
     }
 
+    /// Inputs with the given Happy, Sad, Angry and Scary music logits (the rest 0).
+    fn logits(happy: f32, sad: f32, angry: f32, scary: f32) -> [f32; 10] {
+        [happy, sad, 0.0, 0.0, angry, scary, 0.0, 0.0, 0.0, 0.0]
+    }
+
     #[test]
-    fn the_calibrated_readout_is_the_product_of_its_axes() {
-        let x = [0.0f32; 10];
-        // Energetic and unpleasant: the tense quadrant, shared by Angry and Scary (equal logits).
-        let (p, valence, arousal) = calibration(2.0, -2.0).read(&x);
+    fn the_calibrated_readout_decides_the_mood_then_splits_the_pleasant_one_by_arousal() {
+        let dominant = |p: &[f32; 5]| crate::engine::dominant_of(p, &CALIBRATED_GROUPS);
+        // Happy music that is energetic reads Happy; the same music, calm, reads Calm.
+        let x = logits(3.0, 0.0, 0.0, 0.0);
+        let (p, valence, arousal) = calibration(2.0, 1.0).read(&x);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(dominant(&p), 0, "{p:?}");
+        assert!(valence > 0.4 && arousal > 0.7);
+        let (p, _, arousal) = calibration(-2.0, 1.0).read(&x);
+        assert_eq!(dominant(&p), 2, "{p:?}");
+        assert!(arousal < -0.7);
+        // Happy and Calm decide as one: a pleasant window that arousal splits nearly evenly
+        // still beats a Sad share larger than either half.
+        let x = logits(0.4, 0.0, -9.0, -9.0);
+        let (p, ..) = calibration(0.1, 0.0).read(&x);
+        assert!(p[1] > p[0] && p[1] > p[2], "{p:?}");
+        assert_eq!(dominant(&p), 0, "{p:?}");
+        // Sad music stays Sad however calm it is; Calm never takes from Sad.
+        let x = logits(0.0, 3.0, 0.0, 0.0);
+        for arousal_bias in [-4.0, 0.0, 4.0] {
+            let (p, ..) = calibration(arousal_bias, 4.0).read(&x);
+            assert_eq!(dominant(&p), 1, "{p:?}");
+            let (q, ..) = calibration(arousal_bias, -4.0).read(&x);
+            assert_eq!(p[1], q[1], "valence never moves a mood");
+        }
+        // Tense music: the tense quadrant, Angry and Scary by their own logits.
+        let (p, ..) = calibration(0.0, 0.0).read(&logits(0.0, 0.0, 3.0, 3.0));
         assert!((p[3] - p[4]).abs() < 1e-6 && p[3] + p[4] > 0.7, "{p:?}");
-        assert!(valence < -0.7 && arousal > 0.7);
-        // Calm and pleasant: Calm.
-        let (p, valence, arousal) = calibration(-2.0, 2.0).read(&x);
-        assert!(p[2] > 0.7 && valence > 0.7 && arousal < -0.7, "{p:?}");
-        // Calm and unpleasant: Sad.
-        let (p, ..) = calibration(-2.0, -2.0).read(&x);
-        assert!(p[1] > 0.7, "{p:?}");
-        // Slightly pleasant and calm is Calm, unless Calm must clear an offset: then Sad; the
-        // energetic half does not move.
-        let mut c = calibration(-2.0, 0.5);
-        let (before, ..) = c.read(&x);
-        c.calm_offset = 1.0;
-        let (after, valence, _) = c.read(&x);
-        assert!(
-            before[2] > before[1] && after[1] > after[2],
-            "{before:?} {after:?}"
-        );
-        assert!((before[0] - after[0]).abs() < 1e-7 && (before[3] - after[3]).abs() < 1e-7);
-        assert!((after.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(valence < 0.0, "{valence}");
+        let (p, ..) = calibration(0.0, 0.0).read(&logits(0.0, 0.0, 3.0, 1.0));
+        assert_eq!(dominant(&p), 3, "{p:?}");
+        // The offsets move the decision; the temperature flattens it.
+        let mut c = calibration(1.0, 0.0);
+        let x = logits(1.0, 0.5, -9.0, -9.0);
+        assert_eq!(dominant(&c.read(&x).0), 0);
+        c.mood_offsets[1] = 1.0;
+        assert_eq!(dominant(&c.read(&x).0), 1);
+        c.temperature = 100.0;
+        let (p, ..) = c.read(&x);
+        assert!(p[1] < 0.5 && p[1] > p[0] + p[2], "{p:?}");
     }
 
     #[test]
@@ -918,5 +949,9 @@ mod tests {
         );
         let nan = good.replacen("\"bias\":0.0", "\"bias\":1e99", 1);
         assert!(Calibration::parse(&nan, origin).is_err());
+        let mut cold = calibration(0.0, 0.0);
+        cold.temperature = 0.0;
+        let err = Calibration::parse(&serde_json::to_string(&cold).unwrap(), origin).unwrap_err();
+        assert!(err.to_string().contains("temperature 0"), "{err}");
     }
 }

@@ -130,7 +130,7 @@ fn real_music_gives_a_timeline_of_moods() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "analyze failed: {stderr}");
     let (labels, rows) = parse_csv_with_labels(&out.stdout);
-    // The default readout: five moods, Angry and Scary sharing the tense quadrant.
+    // The default readout: five moods.
     assert_eq!(labels, ["happy", "sad", "calm", "angry", "scary"]);
     // The piece is 48 s long; YAMNet windows are 0.975 s every 0.48 s.
     assert!(rows.len() > 95, "{} windows", rows.len());
@@ -149,33 +149,35 @@ fn real_music_gives_a_timeline_of_moods() {
         );
         assert!(row.moods.iter().all(|p| (0.0..=1.0).contains(p)));
         // Below the presence threshold (0.3) a window has no dominant mood: "none". Otherwise
-        // the quadrant first (Angry + Scary together), then the larger of the two.
-        let quadrants = [
-            row.moods[0],
+        // the mood first (Happy + Calm, the pleasant mood, together; Angry + Scary, the tense
+        // quadrant, together), then the larger of the pair.
+        let groups = [
+            row.moods[0] + row.moods[2],
             row.moods[1],
-            row.moods[2],
             row.moods[3] + row.moods[4],
         ];
         let argmax = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-        let expected = match argmax(&quadrants) {
+        let expected = match argmax(&groups) {
             _ if row.presence < 0.3 => "none",
-            3 if row.moods[4] > row.moods[3] => "scary",
-            3 => "angry",
-            q => ["happy", "sad", "calm"][q],
+            0 if row.moods[2] > row.moods[0] => "calm",
+            0 => "happy",
+            1 => "sad",
+            _ if row.moods[4] > row.moods[3] => "scary",
+            _ => "angry",
         };
         assert_eq!(row.dominant, expected, "row {i}: {row:?}");
-        // Valence and arousal are the calibrated axes the moods are read from: arousal is the
-        // energetic moods' share (Happy, Angry, Scary), valence the pleasant ones' (Happy, Calm).
+        // Arousal is the calibrated arousal axis, which splits the pleasant mood into Happy
+        // (energetic) and Calm: Happy's share of Happy + Calm is the arousal probability.
+        // Valence is the valence axis, a probability mapped to -1..1.
         let (valence, arousal) = (row.valence.unwrap(), row.arousal.unwrap());
         let m = &row.moods;
+        let pleasant = m[0] + m[2];
+        assert!(pleasant > 1e-6, "row {i}: {row:?}");
         assert!(
-            ((1.0 + arousal) / 2.0 - (m[0] + m[3] + m[4])).abs() < 1e-5,
+            ((1.0 + arousal) / 2.0 - m[0] / pleasant).abs() < 1e-4,
             "row {i}: {row:?}"
         );
-        assert!(
-            ((1.0 + valence) / 2.0 - (m[0] + m[2])).abs() < 1e-5,
-            "row {i}: {row:?}"
-        );
+        assert!((-1.0..=1.0).contains(&valence), "row {i}: {row:?}");
         assert!(
             [
                 "happy",
@@ -249,7 +251,7 @@ fn json_output_to_a_file_with_a_summary() {
         doc["labels"],
         serde_json::json!(["Happy", "Sad", "Calm", "Angry", "Scary"])
     );
-    assert_eq!(doc["readout"], "yamnet-emotify-v1");
+    assert_eq!(doc["readout"], "yamnet-emotify-v2");
     let file = &doc["files"][0];
     let windows = file["windows"].as_array().expect("windows");
     // Windows 0.96 s apart, as asked, each 0.975 s long (96 frames of 10 ms, 25 ms wide).

@@ -76,7 +76,7 @@ pub struct Setup<'a> {
     /// The labels' decision groups (`Analyser::groups`) and the window hop, for the verdicts.
     pub groups: Vec<usize>,
     pub hop_seconds: f64,
-    /// The readout's name (`yamnet-emotify-v1`, ...), recorded with results.
+    /// The readout's name (`yamnet-emotify-v2`, ...), recorded with results.
     pub readout: String,
     pub model_version: String,
     pub db: Option<PathBuf>,

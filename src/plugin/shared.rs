@@ -150,6 +150,8 @@ pub struct Published {
     health: AtomicU8,
     status: Mutex<String>,
     label_names: Mutex<Arc<[String]>>,
+    /// Decision group of each label (`MoodHead::groups`), in the order of `label_names`.
+    label_groups: Mutex<Arc<[usize]>>,
     /// `process()` is not feeding the analysis (bypassed with "Analyse while bypassed" off).
     paused: AtomicBool,
     /// The worker found the host delivering audio faster than real time (an offline render that
@@ -181,6 +183,7 @@ impl Default for Published {
             health: AtomicU8::new(Health::Starting as u8),
             status: Mutex::new("Waiting for the host to start audio".into()),
             label_names: Mutex::new(Arc::from(Vec::new())),
+            label_groups: Mutex::new(Arc::from(Vec::new())),
             paused: AtomicBool::new(false),
             freewheeling: AtomicBool::new(false),
             dropped_samples: AtomicU64::new(0),
@@ -329,6 +332,19 @@ impl Published {
 
     pub fn set_label_names(&self, names: Arc<[String]>) {
         *self.label_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// Decision group of each label (`MoodHead::groups`; empty: each label its own). Locks: not
+    /// for the audio thread.
+    pub fn label_groups(&self) -> Arc<[usize]> {
+        self.label_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_label_groups(&self, groups: Arc<[usize]>) {
+        *self.label_groups.lock().unwrap_or_else(|e| e.into_inner()) = groups;
     }
 
     /// Set by `process()` every block (one relaxed store: safe on the audio thread): whether the

@@ -219,6 +219,7 @@ impl Session {
             Err(e) => return Err(e),
         };
         published.set_label_names(analyser.labels().clone());
+        published.set_label_groups(analyser.groups().clone());
         let warning = warning.or_else(|| analyser.note().map(str::to_owned));
         let mut session = Self {
             smoother: Smoother::new(SmoothingSettings::default()).with_groups(analyser.groups()),
