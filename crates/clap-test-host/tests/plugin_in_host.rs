@@ -368,7 +368,7 @@ fn state_round_trips_and_the_restored_settings_are_used() {
 /// The published values are the raw readings smoothed with these settings (replayed with the
 /// engine's own smoother: equal bit for bit).
 fn check_smoothing(log: &WindowLog, time_constant: f32, sensitivity: f32, hop_seconds: f64) {
-    // The default readout's decision groups (Angry and Scary share a quadrant).
+    // The default readout's decision groups (Happy with Calm, Angry with Scary).
     let analyser = Analyser::new(
         AnalyserConfig::new(44_100, BackboneKind::Yamnet),
         &ModelDir::new(models()),

@@ -380,11 +380,12 @@ pub fn assert_sane_moods(log: &WindowLog, what: &str) {
         if let Some(d) = row.dominant {
             assert!(d < 5, "{what}: window {} dominant {d}", row.window);
             // The confidence is the dominant mood's group's probability: the default readout's
-            // Angry and Scary (3, 4) share a quadrant, every other mood is its own group.
-            let group: f32 = match d {
-                3 | 4 => row.probabilities[3] + row.probabilities[4],
-                _ => row.probabilities[d],
-            };
+            // Happy and Calm (0, 2) decide together, and so do Angry and Scary (3, 4).
+            let groups = moodscope::head::CALIBRATED_GROUPS;
+            let group: f32 = (0..5)
+                .filter(|&i| groups[i] == groups[d])
+                .map(|i| row.probabilities[i])
+                .sum();
             assert!(
                 (row.confidence - group).abs() < 1e-6,
                 "{what}: window {}: confidence {} for dominant {d} of {:?}",
