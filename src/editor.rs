@@ -32,6 +32,7 @@ use nice_plug_egui::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::engine::dominant_of;
 use crate::plugin::params::{BackboneParam, HeadParam, MoodscopeParams};
 use crate::plugin::shared::{clock, Health, MoodSnapshot, Published, MAX_LABELS};
 
@@ -314,28 +315,24 @@ fn label_names(published: &Published, params: &MoodscopeParams) -> Vec<String> {
 /// The two groups of moods an uncertain verdict hesitates between, each named by its most
 /// probable mood ("Happy or Sad?"): the groups are what the verdict decides between (Happy and
 /// Calm together, Angry and Scary together, for the calibrated readout; `groups` empty: each
-/// mood its own).
+/// mood its own). Both are picked by the verdict's own rule, `engine::dominant_of`: the leading
+/// group, then the leading group of the rest.
 fn hesitation(snapshot: &MoodSnapshot, names: &[String], groups: &[usize]) -> Option<String> {
     let labels = snapshot.labels.min(names.len());
-    let p = &snapshot.probabilities[..labels];
+    let probabilities = &snapshot.probabilities[..labels];
     let group_of = |i: usize| groups.get(i).copied().unwrap_or(i);
-    let mut totals: Vec<(usize, f32, usize)> = Vec::new(); // (group, total, best label)
-    for i in 0..labels {
-        match totals.iter_mut().find(|t| t.0 == group_of(i)) {
-            Some(t) => {
-                t.1 += p[i];
-                if p[i] > p[t.2] {
-                    t.2 = i;
-                }
+    let first = dominant_of(probabilities, groups);
+    let rest: Vec<f32> = (0..labels)
+        .map(|i| {
+            if group_of(i) == group_of(first) {
+                f32::NEG_INFINITY
+            } else {
+                probabilities[i]
             }
-            None => totals.push((group_of(i), p[i], i)),
-        }
-    }
-    totals.sort_by(|a, b| b.1.total_cmp(&a.1));
-    match totals.as_slice() {
-        [a, b, ..] => Some(format!("{} or {}?", names[a.2], names[b.2])),
-        _ => None,
-    }
+        })
+        .collect();
+    let second = dominant_of(&rest, groups);
+    (group_of(second) != group_of(first)).then(|| format!("{} or {}?", names[first], names[second]))
 }
 
 /// The dominant mood and its confidence, large; music presence on the right.
