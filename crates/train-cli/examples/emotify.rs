@@ -169,7 +169,7 @@ fn main() -> Result<()> {
     // The shipped calibration: fitted on all 400 excerpts, the penalty chosen by
     // leave-one-genre-out over all four genres.
     let all: Vec<usize> = (0..excerpts.len()).collect();
-    let (shipped, penalty) = fit_calibration(&excerpts, &windows, &all, None);
+    let (shipped, penalty) = fit_calibration(&excerpts, &windows, &all);
     println!(
         "Shipped calibration (all 400 excerpts, penalties (arousal, valence) {penalty:?} chosen by leave-one-genre-out):\n  mood offsets (Happy, Sad, Angry, Scary) {:?}, temperature {:.3}\n  arousal: {}\n  valence: {}\n  angry/scary offsets: {:+.3} / {:+.3}",
         shipped.mood_offsets,
@@ -457,15 +457,17 @@ struct Readout {
 
 const SHIPPED_NAME: &str = "mood by offsets, Calm by arousal (shipped)";
 const TWO_AXES_NAME: &str = "two axes, a decision point per half (shipped until 2026-12-07)";
-/// The shipped readout's inputs: arousal from YAMNet's six mood logits, flux and brightness;
-/// valence from the six logits and the two key cues.
+/// The shipped axes' inputs: arousal from YAMNet's six mood logits, flux and brightness;
+/// valence from the six logits and the two key cues. The shipped rule reads no valence decision
+/// point, so none is fitted.
 const SHIPPED_INPUTS: AxisInputs = AxisInputs {
     arousal: [true, true, true, true, true, true, true, true, false, false],
     valence: [true, true, true, true, true, true, false, false, true, true],
-    half_offsets: true,
-};
-const ONE_DECISION_POINT: AxisInputs = AxisInputs {
     half_offsets: false,
+};
+/// The two-axis rule's inputs: the shipped ones, and a valence decision point per half.
+const TWO_AXES_INPUTS: AxisInputs = AxisInputs {
+    half_offsets: true,
     ..SHIPPED_INPUTS
 };
 const LOGITS_ONLY: AxisInputs = AxisInputs {
@@ -522,14 +524,14 @@ fn readouts() -> Vec<Readout> {
         Readout {
             name: "calibrated axes and cues, one valence decision point",
             about: "two axes with cues, one decision point on the valence axis for both halves",
-            fit: |e, w, train| axes_readout(e, w, train, &ONE_DECISION_POINT),
+            fit: |e, w, train| axes_readout(e, w, train, &SHIPPED_INPUTS),
             calm: true,
         },
         Readout {
             name: "two axes, fitted on the clearer half",
             about: "two axes with cues, fitted only on the training excerpts whose listeners \
                     agreed most",
-            fit: |e, w, train| axes_readout(e, w, &clearer_half(e, train), &SHIPPED_INPUTS),
+            fit: |e, w, train| axes_readout(e, w, &clearer_half(e, train), &TWO_AXES_INPUTS),
             calm: true,
         },
         Readout {
@@ -544,7 +546,7 @@ fn readouts() -> Vec<Readout> {
             about: "arousal on the six logits, flux and brightness; valence on the six logits \
                     and the key cues; the moods the axes' product, each half of the circumplex \
                     its own valence decision point",
-            fit: |e, w, train| axes_readout(e, w, train, &SHIPPED_INPUTS),
+            fit: |e, w, train| axes_readout(e, w, train, &TWO_AXES_INPUTS),
             calm: true,
         },
         Readout {
@@ -759,17 +761,16 @@ fn axis_samples(
 }
 
 /// Fits one axis on `train`, its penalty chosen by leave-one-genre-out inside `train` (the
-/// inner loop of the nested cross-validation: the genres outside `train` are never seen) unless
-/// given; returns the axis and its penalty.
+/// inner loop of the nested cross-validation: the genres outside `train` are never seen);
+/// returns the axis and its penalty.
 fn fit_axis(
     excerpts: &[Excerpt],
     windows: &[Vec<Window>],
     train: &[usize],
     mask: &[bool; 10],
     side: fn(&Excerpt) -> bool,
-    penalty: Option<f64>,
 ) -> (LogisticAxis, f64) {
-    let penalty = penalty.unwrap_or_else(|| {
+    let penalty = {
         let genres: Vec<usize> = {
             let mut g: Vec<usize> = train.iter().map(|&i| excerpts[i].genre).collect();
             g.sort_unstable();
@@ -799,7 +800,7 @@ fn fit_axis(
             }
         }
         best.1
-    });
+    };
     let samples = axis_samples(excerpts, windows, train, side);
     (fit_logistic(&samples, mask, penalty), penalty)
 }
@@ -846,24 +847,11 @@ fn fit_axes(
     windows: &[Vec<Window>],
     train: &[usize],
     inputs: &AxisInputs,
-    penalties: Option<(f64, f64)>,
 ) -> (AxesRule, (f64, f64)) {
-    let (arousal, arousal_penalty) = fit_axis(
-        excerpts,
-        windows,
-        train,
-        &inputs.arousal,
-        arousal_side,
-        penalties.map(|p| p.0),
-    );
-    let (valence, valence_penalty) = fit_axis(
-        excerpts,
-        windows,
-        train,
-        &inputs.valence,
-        valence_side,
-        penalties.map(|p| p.1),
-    );
+    let (arousal, arousal_penalty) =
+        fit_axis(excerpts, windows, train, &inputs.arousal, arousal_side);
+    let (valence, valence_penalty) =
+        fit_axis(excerpts, windows, train, &inputs.valence, valence_side);
     // Angry against Scary: no listener label tells them apart here, so their logits are centred
     // on the training music (label-free): on average music they split the tense quadrant evenly.
     let mean = |k: usize| {
@@ -935,7 +923,7 @@ fn axes_readout(
     train: &[usize],
     inputs: &AxisInputs,
 ) -> Fitted {
-    let (rule, (pa, pv)) = fit_axes(excerpts, windows, train, inputs, None);
+    let (rule, (pa, pv)) = fit_axes(excerpts, windows, train, inputs);
     let note = format!(
         "penalties {pa} / {pv}; arousal {}; valence {}",
         describe_axis(&rule.arousal),
@@ -960,9 +948,8 @@ fn fit_calibration(
     excerpts: &[Excerpt],
     windows: &[Vec<Window>],
     train: &[usize],
-    penalties: Option<(f64, f64)>,
 ) -> (Calibration, (f64, f64)) {
-    let (rule, penalties) = fit_axes(excerpts, windows, train, &SHIPPED_INPUTS, penalties);
+    let (rule, penalties) = fit_axes(excerpts, windows, train, &SHIPPED_INPUTS);
     let (_, fitted) = fit_mood_offsets(MoodSet::Four, excerpts, windows, train);
     // `Offsets` reads softmax(z / T + o); so does `Calibration::read`.
     let offset = |k: usize| fitted.offsets[k] as f32;
@@ -1005,7 +992,7 @@ fn calibrated(calibration: Calibration) -> Fitted {
 }
 
 fn shipped_readout(excerpts: &[Excerpt], windows: &[Vec<Window>], train: &[usize]) -> Fitted {
-    let (calibration, (pa, pv)) = fit_calibration(excerpts, windows, train, None);
+    let (calibration, (pa, pv)) = fit_calibration(excerpts, windows, train);
     let mut fitted = calibrated(calibration);
     fitted.note = format!("penalties {pa} / {pv}; {}", fitted.note);
     fitted
@@ -1726,7 +1713,7 @@ fn operating_points(excerpts: &[Excerpt], windows: &[Vec<Window>]) {
         .iter()
         .map(|test| {
             let train: Vec<usize> = (0..excerpts.len()).filter(|i| !test.contains(i)).collect();
-            fit_calibration(excerpts, windows, &train, None).0
+            fit_calibration(excerpts, windows, &train).0
         })
         .collect();
     println!("\nSad offset, moved from the fitted one in log-odds (leave one genre out): three-way, four-way, and what calm and sad excerpts read (Calm / Sad / Happy / Tense)");
