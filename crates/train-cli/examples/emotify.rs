@@ -49,8 +49,8 @@ use moodscope::head::{
 };
 use moodscope::models::{self, ModelDir};
 use moodscope_train::calibration::{
-    auc, correlation_interval, fit_logistic, fit_offsets, fit_shift, pearson, spearman,
-    LogisticAxis, OffsetSample, Offsets, Sample,
+    auc, correlation_interval, fit_logistic, fit_offsets, fit_shift, pearson, refine_offsets,
+    spearman, LogisticAxis, OffsetClip, OffsetSample, Offsets, Sample,
 };
 use moodscope_train::metrics::wilson;
 
@@ -550,6 +550,14 @@ fn readouts() -> Vec<Readout> {
             calm: true,
         },
         Readout {
+            name: "mood by offsets fitted for agreement, Calm by arousal",
+            about: "the shipped rule, its Sad, Angry and Scary offsets then moved (temperature \
+                    kept) to where more training excerpts read right: the grid search for \
+                    accuracy the issue tried, started from the likelihood fit",
+            fit: agreement_readout,
+            calm: true,
+        },
+        Readout {
             name: SHIPPED_NAME,
             about: "the mood decided by the four-mood offsets (Happy, Sad, tense), the pleasant \
                     mood split into Happy and Calm by the arousal axis (six logits, flux, \
@@ -644,6 +652,24 @@ fn balanced_weights(
         .collect()
 }
 
+/// The columns of a mood set's labels among a window's inputs (YAMNet's mood logits).
+fn mood_columns(set: MoodSet) -> Vec<usize> {
+    labels_of(set)
+        .iter()
+        .map(|l| {
+            moodscope::head::YAMNET_MOODS
+                .iter()
+                .position(|(name, _)| name == l)
+                .expect("a YAMNet mood")
+        })
+        .collect()
+}
+
+/// How many of `pool`'s excerpts the listeners put in quadrant `q`.
+fn count_in_quadrant(excerpts: &[Excerpt], pool: &[usize], q: usize) -> usize {
+    pool.iter().filter(|&&i| excerpts[i].quadrant == q).count()
+}
+
 /// Per-mood offsets and a temperature on the logits of `set`'s moods, fitted by likelihood on
 /// the training excerpts whose quadrant the set can name (each quadrant weighing the same);
 /// returns the logits' input columns and the fit.
@@ -654,15 +680,7 @@ fn fit_mood_offsets(
     train: &[usize],
 ) -> (Vec<usize>, Offsets) {
     let labels = labels_of(set);
-    let columns: Vec<usize> = labels
-        .iter()
-        .map(|l| {
-            moodscope::head::YAMNET_MOODS
-                .iter()
-                .position(|(name, _)| name == l)
-                .expect("a YAMNet mood")
-        })
-        .collect();
+    let columns = mood_columns(set);
     // Excerpts whose quadrant the set can name; each quadrant weighs the same.
     let nameable: Vec<usize> = train
         .iter()
@@ -673,12 +691,7 @@ fn fit_mood_offsets(
                 .any(|l| quadrant_of(l) == excerpts[i].quadrant)
         })
         .collect();
-    let per_quadrant = |q: usize| {
-        nameable
-            .iter()
-            .filter(|&&i| excerpts[i].quadrant == q)
-            .count()
-    };
+    let per_quadrant = |q: usize| count_in_quadrant(excerpts, &nameable, q);
     let samples: Vec<OffsetSample> = nameable
         .iter()
         .flat_map(|&i| {
@@ -996,6 +1009,60 @@ fn shipped_readout(excerpts: &[Excerpt], windows: &[Vec<Window>], train: &[usize
     let mut fitted = calibrated(calibration);
     fitted.note = format!("penalties {pa} / {pv}; {}", fitted.note);
     fitted
+}
+
+/// The shipped readout with its mood offsets refined for the agreement of the training excerpts'
+/// track moods (happy, tense and sad excerpts, each quadrant weighing the same, as in the
+/// likelihood fit): `refine_offsets` over the windows `Summary` reads the track mood from.
+fn agreement_readout(excerpts: &[Excerpt], windows: &[Vec<Window>], train: &[usize]) -> Fitted {
+    let (mut calibration, _) = fit_calibration(excerpts, windows, train);
+    let columns = mood_columns(MoodSet::Four);
+    let labels = labels_of(MoodSet::Four);
+    let scored: Vec<usize> = train
+        .iter()
+        .copied()
+        .filter(|&i| excerpts[i].quadrant != CALM)
+        .collect();
+    let per_quadrant = |q: usize| count_in_quadrant(excerpts, &scored, q).max(1);
+    let clips: Vec<OffsetClip> = scored
+        .iter()
+        .map(|&i| {
+            let music: Vec<&Window> = windows[i]
+                .iter()
+                .filter(|w| w.presence >= report::presence_threshold())
+                .collect();
+            let basis: Vec<&Window> = if music.is_empty() {
+                windows[i].iter().collect()
+            } else {
+                music
+            };
+            OffsetClip {
+                windows: basis
+                    .iter()
+                    .map(|w| columns.iter().map(|&c| f64::from(w.inputs[c])).collect())
+                    .collect(),
+                right: labels
+                    .iter()
+                    .map(|l| quadrant_of(l) == excerpts[i].quadrant)
+                    .collect(),
+                weight: 1.0 / per_quadrant(excerpts[i].quadrant) as f64,
+            }
+        })
+        .collect();
+    let start = Offsets {
+        offsets: calibration
+            .mood_offsets
+            .iter()
+            .map(|&o| f64::from(o))
+            .collect(),
+        temperature: f64::from(calibration.temperature),
+    };
+    // Happy; Sad; Angry and Scary one group, as the track mood reads them.
+    let refined = refine_offsets(&start, &clips, &[0, 1, 2, 2], 0.05, 3.0);
+    for (o, r) in calibration.mood_offsets.iter_mut().zip(&refined.offsets) {
+        *o = *r as f32;
+    }
+    calibrated(calibration)
 }
 
 fn describe_axis(axis: &Axis) -> String {
