@@ -204,14 +204,14 @@ impl NiceEguiApp for App {
         self.history.record(&self.snapshot, now);
         ui.ctx().request_repaint_after(REPAINT_EVERY);
 
-        let names = label_names(&self.published, &self.params);
+        let (names, groups) = label_set(&self.published, &self.params);
         let min = Vec2::new(MIN_SIZE.width as f32, MIN_SIZE.height as f32);
         ResizableWindow::new("moodscope-editor")
             .min_size(min)
             .show(ui, |ui| {
                 egui::Frame::NONE
                     .inner_margin(egui::Margin::symmetric(14, 8))
-                    .show(ui, |ui| self.contents(ui, &names, now));
+                    .show(ui, |ui| self.contents(ui, &names, &groups, now));
             });
     }
 
@@ -234,20 +234,19 @@ impl NiceEguiApp for App {
 
 impl App {
     /// Everything, top to bottom; the timeline takes the height the rest leaves.
-    fn contents(&mut self, ui: &mut Ui, names: &[String], now: f64) {
+    fn contents(&mut self, ui: &mut Ui, names: &[String], groups: &[usize], now: f64) {
         ui.spacing_mut().item_spacing = Vec2::new(8.0, 6.0);
         // The mood and the meters grow with the window (1: the default size), to be read from
         // further away on a bigger screen.
         let scale = (ui.available_height() / 620.0)
             .min(ui.available_width() / 870.0)
             .clamp(0.7, 2.5);
-        let groups = self.published.label_groups();
         header(
             ui,
             &self.snapshot,
             self.published.health(),
             names,
-            &groups,
+            groups,
             scale,
         );
         status(ui, &self.published, &self.params);
@@ -300,15 +299,17 @@ impl App {
     }
 }
 
-/// The label names published by the head, or the chosen mood set's before any head is loaded
-/// (so that the meters show even when the models are missing).
-fn label_names(published: &Published, params: &MoodscopeParams) -> Vec<String> {
-    let names = published.label_names();
-    if names.is_empty() {
+/// The label names and decision groups published by the head, or the chosen mood set's names
+/// (each its own group) before any head is loaded, so that the meters show even when the models
+/// are missing.
+fn label_set(published: &Published, params: &MoodscopeParams) -> (Vec<String>, Arc<[usize]>) {
+    let labels = published.label_set();
+    if labels.names.is_empty() {
         let set = params.moods.value().set();
-        set.labels().iter().map(|m| m.to_string()).collect()
+        let names = set.labels().iter().map(|m| m.to_string()).collect();
+        (names, Arc::from(Vec::new()))
     } else {
-        names.to_vec()
+        (labels.names.to_vec(), labels.groups)
     }
 }
 

@@ -453,7 +453,7 @@ fn connect(settings: &OscSettings, addrs: &[SocketAddr]) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::shared::MoodUpdate;
+    use crate::plugin::shared::{LabelSet, MoodUpdate};
 
     fn labels() -> Vec<String> {
         ["Happy", "Sad", "Angry", "Scary"]
@@ -519,7 +519,7 @@ mod tests {
         let params = MoodscopeParams::default();
         settings_for(&params, port, "localhost", "/moodscope/");
         let published = Published::default();
-        published.set_label_names(labels().into());
+        published.set_label_set(LabelSet::ungrouped(labels().into()));
         let mut outputs = Outputs::new();
         // Let the lookup finish; nothing published yet, so nothing is sent.
         let until = Instant::now() + Duration::from_secs(5);
@@ -636,7 +636,7 @@ mod tests {
     fn bad_osc_settings_give_a_message_and_leave_the_rest_working() {
         let params = MoodscopeParams::default();
         let published = Published::default();
-        published.set_label_names(labels().into());
+        published.set_label_set(LabelSet::ungrouped(labels().into()));
         let mut outputs = Outputs::new();
         outputs.poll(&params, &published);
         assert_eq!(published.outputs_status(), "", "all off by default");
@@ -698,7 +698,7 @@ mod tests {
             params.cc_presence._internal_set_plain_value(24);
         }
         let published = Published::default();
-        published.set_label_names(labels().into());
+        published.set_label_set(LabelSet::ungrouped(labels().into()));
         let mut outputs = Outputs::new();
         outputs.poll(&params, &published);
         assert_eq!(

@@ -131,6 +131,24 @@ pub struct Status {
     pub message: String,
 }
 
+/// The labels of the head in use: names, in the order of `MoodSnapshot::probabilities`, and
+/// each one's decision group (`MoodHead::groups`; empty: each label its own).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelSet {
+    pub names: Arc<[String]>,
+    pub groups: Arc<[usize]>,
+}
+
+impl LabelSet {
+    /// Labels that each decide alone.
+    pub fn ungrouped(names: Arc<[String]>) -> Self {
+        Self {
+            names,
+            groups: Arc::from(Vec::new()),
+        }
+    }
+}
+
 /// Everything one plugin instance publishes.
 pub struct Published {
     sequence: AtomicU64,
@@ -149,9 +167,8 @@ pub struct Published {
 
     health: AtomicU8,
     status: Mutex<String>,
-    label_names: Mutex<Arc<[String]>>,
-    /// Decision group of each label (`MoodHead::groups`), in the order of `label_names`.
-    label_groups: Mutex<Arc<[usize]>>,
+    /// The head's label names and decision groups, set together so they never disagree.
+    label_set: Mutex<LabelSet>,
     /// `process()` is not feeding the analysis (bypassed with "Analyse while bypassed" off).
     paused: AtomicBool,
     /// The worker found the host delivering audio faster than real time (an offline render that
@@ -182,8 +199,7 @@ impl Default for Published {
             published_at_nanos: AtomicU64::new(0),
             health: AtomicU8::new(Health::Starting as u8),
             status: Mutex::new("Waiting for the host to start audio".into()),
-            label_names: Mutex::new(Arc::from(Vec::new())),
-            label_groups: Mutex::new(Arc::from(Vec::new())),
+            label_set: Mutex::new(LabelSet::default()),
             paused: AtomicBool::new(false),
             freewheeling: AtomicBool::new(false),
             dropped_samples: AtomicU64::new(0),
@@ -322,29 +338,24 @@ impl Published {
         self.health.store(health as u8, Ordering::Release);
     }
 
+    /// The labels of the head in use (empty before one is loaded). Locks: not for the audio
+    /// thread.
+    pub fn label_set(&self) -> LabelSet {
+        self.label_set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Label names, in the order of `MoodSnapshot::probabilities`. Locks: not for the audio thread.
     pub fn label_names(&self) -> Arc<[String]> {
-        self.label_names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.label_set().names
     }
 
-    pub fn set_label_names(&self, names: Arc<[String]>) {
-        *self.label_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
-    }
-
-    /// Decision group of each label (`MoodHead::groups`; empty: each label its own). Locks: not
-    /// for the audio thread.
-    pub fn label_groups(&self) -> Arc<[usize]> {
-        self.label_groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_label_groups(&self, groups: Arc<[usize]>) {
-        *self.label_groups.lock().unwrap_or_else(|e| e.into_inner()) = groups;
+    /// Publishes the labels of a newly loaded head: names and groups in one step, so a reader
+    /// never sees one head's names with another's groups.
+    pub fn set_label_set(&self, labels: LabelSet) {
+        *self.label_set.lock().unwrap_or_else(|e| e.into_inner()) = labels;
     }
 
     /// Set by `process()` every block (one relaxed store: safe on the audio thread): whether the
@@ -426,6 +437,26 @@ mod tests {
             window,
             audio_end_seconds: 1.5,
         }
+    }
+
+    #[test]
+    fn a_new_head_s_names_and_groups_are_read_together() {
+        let published = Published::default();
+        assert!(published.label_names().is_empty());
+        let five = LabelSet {
+            names: ["Happy", "Sad", "Calm", "Angry", "Scary"]
+                .map(String::from)
+                .into(),
+            groups: vec![0, 1, 0, 2, 2].into(),
+        };
+        published.set_label_set(five.clone());
+        assert_eq!(published.label_set(), five);
+        assert_eq!(published.label_names(), five.names);
+        // A head with ungrouped labels replaces both: no groups of the five-mood head remain.
+        let four = LabelSet::ungrouped(["Happy", "Sad", "Angry", "Scary"].map(String::from).into());
+        published.set_label_set(four.clone());
+        assert_eq!(published.label_set(), four);
+        assert!(published.label_set().groups.is_empty());
     }
 
     #[test]

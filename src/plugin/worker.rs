@@ -54,7 +54,7 @@ use crate::outputs::Outputs;
 use crate::ring::RingReader;
 
 use super::params::{AnalysisSettings, MoodscopeParams};
-use super::shared::{Health, MoodUpdate, Published};
+use super::shared::{Health, LabelSet, MoodUpdate, Published};
 
 /// Environment variable naming a CSV file the analysis writes every window to (full-precision
 /// raw and smoothed values, and whether the thread that analysed it flushed denormals). Opt-in,
@@ -218,8 +218,10 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
-        published.set_label_names(analyser.labels().clone());
-        published.set_label_groups(analyser.groups().clone());
+        published.set_label_set(LabelSet {
+            names: analyser.labels().clone(),
+            groups: analyser.groups().clone(),
+        });
         let warning = warning.or_else(|| analyser.note().map(str::to_owned));
         let mut session = Self {
             smoother: Smoother::new(SmoothingSettings::default()).with_groups(analyser.groups()),
