@@ -540,10 +540,10 @@ mod tests {
     }
 
     #[test]
-    fn refined_offsets_raise_clip_agreement_where_likelihood_settles_short() {
+    fn refined_offsets_raise_clip_agreement_of_a_biased_start() {
         // Three classes, classes 1 and 2 one group; each clip's windows favour its true class,
         // but class 0 is biased by +2 and clips of class 0 are only 1 in 5 of the clips: the
-        // likelihood-free start (offsets 0) reads many clips of classes 1 and 2 as class 0.
+        // start (offsets 0) reads most clips of classes 1 and 2 as class 0.
         let mut state = 11;
         let clips: Vec<OffsetClip> = (0..300)
             .map(|i| {
